@@ -1,0 +1,45 @@
+# The habits of this project. `make run` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint format typecheck unit integration bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing python3-venv (Debian)"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create/update the virtualenv
+
+run: $(STAMP)  ## run Heron (embedded PostgreSQL when DATABASE_URL is unset)
+	$(BIN)/heron run
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test: lint typecheck  ## the whole suite: lint, types, unit, integration, e2e, chaos
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/results/
+	$(BIN)/heron bench queue
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

