@@ -13,7 +13,8 @@ def truncate_error(message: str) -> str:
     """Error text as stored: bounded, so one huge traceback cannot bloat the table."""
     if len(message) <= MAX_ERROR_LENGTH:
         return message
-    return message[: MAX_ERROR_LENGTH - 14] + "… [truncated]"
+    marker = "… [truncated]"
+    return message[: MAX_ERROR_LENGTH - len(marker)] + marker
 
 
 @dataclass(frozen=True, slots=True)

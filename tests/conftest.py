@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from heron.config import Config
+from heron.database.connection import DatabaseConnection
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    url = pg.server_url()
+    pg.create_template(url)
+    return url
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    with pg.cloned_database(pg_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[DatabaseConnection]:
+    connection = DatabaseConnection(database_url)
+    yield connection
+    connection.dispose()
+
+
+@pytest.fixture
+def config(database_url: str) -> Config:
+    """Settings for tests: no backoff waits, fast rescue, a slow poll (NOTIFY must wake)."""
+    return make_config(database_url)
+
+
+def make_config(database_url: str, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "retry_backoff_base_seconds": 0.0,
+        "heron_poll_interval": 30.0,
+        "heron_rescue_interval": 0.2,
+        "heron_shutdown_grace_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Config(_env_file=None, **values)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Wait for a condition that another thread or process brings about."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
