@@ -12,10 +12,10 @@ from tests import pg
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    url = pg.server_url()
-    pg.create_template(url)
-    return url
+def pg_admin_url() -> Iterator[str]:
+    with pg.test_server() as url:
+        pg.create_template(url)
+        yield url
 
 
 @pytest.fixture
@@ -50,7 +50,9 @@ def make_config(database_url: str, **overrides: Any) -> Config:
     return Config(_env_file=None, **values)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition"
+) -> None:
     """Wait for a condition that another thread or process brings about."""
     deadline = time.monotonic() + timeout
     while not predicate():

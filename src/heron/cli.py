@@ -48,9 +48,9 @@ def one_line_errors(func: F) -> F:
             message = str(error)
         except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as error:
             cause = error.orig if isinstance(error, sqlalchemy.exc.DBAPIError) else error
-            message = f"database unavailable: {first_line(cause)}"
+            message = f"database unavailable: {first_line(cause or error)}"
         except sqlalchemy.exc.DBAPIError as error:
-            message = f"database error: {first_line(error.orig)}"
+            message = f"database error: {first_line(error.orig or error)}"
         err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
@@ -93,6 +93,7 @@ def run(
         f"Heron is running: {pool.size} workers on {redact_url(db.url)} "
         f"(handlers: {', '.join(registry.event_types)}). Ctrl-C stops it.",
         highlight=False,
+        soft_wrap=True,
     )
     pool.run_forever()
 
@@ -157,7 +158,9 @@ def db_status() -> None:
     for name, installed in extensions:
         out.print(f"extension:  {name} ({'installed ' + installed if installed else 'available'})")
     out.print(f"applied:    {', '.join(f'{v:03d}' for v in status.applied) or 'none'}")
-    out.print(f"pending:    {', '.join(f'{m.version:03d}_{m.name}' for m in status.pending) or 'none'}")
+    out.print(
+        f"pending:    {', '.join(f'{m.version:03d}_{m.name}' for m in status.pending) or 'none'}"
+    )
     if status.changed:
         out.print(f"[yellow]changed since applied: {status.changed}[/yellow]")
 
@@ -192,8 +195,13 @@ def events_list(
         table.add_column(column)
     for e in events:
         table.add_row(
-            str(e.id), e.event_type, e.status, str(e.retry_count), str(e.attempts),
-            e.created_at.strftime("%Y-%m-%d %H:%M:%S"), first_line(Exception(e.error_message or ""))[:60],
+            str(e.id),
+            e.event_type,
+            e.status,
+            str(e.retry_count),
+            str(e.attempts),
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            first_line(Exception(e.error_message or ""))[:60],
         )
     out.print(table)
 
@@ -206,8 +214,19 @@ def events_show(event_id: int) -> None:
     with processor(config) as p:
         event = p.get_event(event_id)
         attempts = p.get_attempts(event_id)
-    for field in ("id", "event_type", "status", "dedupe_key", "retry_count", "attempts",
-                  "created_at", "run_after", "claimed_by", "completed_at", "error_message"):
+    for field in (
+        "id",
+        "event_type",
+        "status",
+        "dedupe_key",
+        "retry_count",
+        "attempts",
+        "created_at",
+        "run_after",
+        "claimed_by",
+        "completed_at",
+        "error_message",
+    ):
         out.print(f"{field + ':':15} {getattr(event, field)}", highlight=False)
     out.print("payload:", highlight=False)
     out.print_json(json.dumps(event.payload, default=str))
@@ -215,8 +234,14 @@ def events_show(event_id: int) -> None:
     for column in ("#", "worker", "started", "finished", "outcome", "error"):
         table.add_column(column)
     for a in attempts:
-        table.add_row(str(a.attempt), a.worker_id, str(a.started_at), str(a.finished_at or ""),
-                      a.outcome or "running", (a.error or "")[:80])
+        table.add_row(
+            str(a.attempt),
+            a.worker_id,
+            str(a.started_at),
+            str(a.finished_at or ""),
+            a.outcome or "running",
+            (a.error or "")[:80],
+        )
     out.print(table)
 
 
@@ -235,7 +260,9 @@ def events_replay(event_id: int) -> None:
 def events_enqueue(
     event_type: str,
     payload: Annotated[str, typer.Option(help="JSON object")] = "{}",
-    dedupe_key: Annotated[str | None, typer.Option(help="Unique key; a repeat does nothing")] = None,
+    dedupe_key: Annotated[
+        str | None, typer.Option(help="Unique key; a repeat does nothing")
+    ] = None,
 ) -> None:
     """Queue an event by hand (handy with the `noop` handler)."""
     try:
@@ -266,8 +293,13 @@ def bench_queue(
 
     config = load_config()
     run_queue_benchmark(
-        config, events=events, seconds=seconds, workers=workers, output=output,
-        with_pgqueuer=not skip_pgqueuer, console=out,
+        config,
+        events=events,
+        seconds=seconds,
+        workers=workers,
+        output=output,
+        with_pgqueuer=not skip_pgqueuer,
+        console=out,
     )
 
 

@@ -22,7 +22,8 @@ _FIX_HINTS = {
     "database_url": "set DATABASE_URL=postgresql://user:password@host:5432/dbname, "
     "or unset it to use the embedded PostgreSQL",
     "slack_app_token": "SLACK_APP_TOKEN is the app-level token (xapp-...) from Basic Information",
-    "slack_bot_token": "SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-...) from OAuth & Permissions",
+    "slack_bot_token": "SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-...) "
+    "from OAuth & Permissions",
 }
 
 
@@ -82,9 +83,13 @@ class Config(BaseSettings):
         app = _secret(self.slack_app_token)
         bot = _secret(self.slack_bot_token)
         if app is not None and not app.startswith("xapp-"):
-            problems.append(f"SLACK_APP_TOKEN must start with 'xapp-'; {_FIX_HINTS['slack_app_token']}")
+            problems.append(
+                f"SLACK_APP_TOKEN must start with 'xapp-'; {_FIX_HINTS['slack_app_token']}"
+            )
         if bot is not None and not bot.startswith("xoxb-"):
-            problems.append(f"SLACK_BOT_TOKEN must start with 'xoxb-'; {_FIX_HINTS['slack_bot_token']}")
+            problems.append(
+                f"SLACK_BOT_TOKEN must start with 'xoxb-'; {_FIX_HINTS['slack_bot_token']}"
+            )
         if (app is not None or self.slack_signing_secret is not None) and bot is None:
             problems.append(
                 "SLACK_BOT_TOKEN is required when Slack is enabled "

@@ -12,8 +12,11 @@ class ConfigError(HeronError, ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
+        if len(self.problems) == 1:
+            super().__init__(f"invalid configuration: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"invalid configuration ({len(self.problems)} problems):\n{lines}")
 
 
 class DatabaseError(HeronError):

@@ -22,7 +22,9 @@ def expire_lease(db: DatabaseConnection, event_id: int) -> None:
     """Move the lease deadline into the past: what time does to a dead worker's lease."""
     with db.session() as s:
         s.execute(
-            text("UPDATE events SET visibility_timeout = now() - interval '1 second' WHERE id = :id"),
+            text(
+                "UPDATE events SET visibility_timeout = now() - interval '1 second' WHERE id = :id"
+            ),
             {"id": event_id},
         )
 
@@ -39,10 +41,14 @@ def test_claim_returns_oldest_visible_event_with_a_lease(db, config):
     p.enqueue("b", {"n": 2})
     p.enqueue("later", {}, delay_seconds=3600)
     claimed = p.claim_event()
-    assert claimed is not None and claimed.id == first.id
-    assert claimed.status == "processing" and claimed.claimed_by == "w1"
-    assert claimed.payload == {"n": 1} and claimed.attempts == 1
-    assert claimed.lease_id is not None and claimed.visibility_timeout is not None
+    assert claimed is not None
+    assert claimed.id == first.id
+    assert claimed.status == "processing"
+    assert claimed.claimed_by == "w1"
+    assert claimed.payload == {"n": 1}
+    assert claimed.attempts == 1
+    assert claimed.lease_id is not None
+    assert claimed.visibility_timeout is not None
     assert claimed.visibility_timeout - claimed.claimed_at == timedelta(seconds=300)
     assert p.claim_event().event_type == "b"
     assert p.claim_event() is None  # "later" is not visible yet
@@ -54,14 +60,19 @@ def test_dedupe_key_returns_the_existing_event_and_does_nothing_else(db, config)
     assert p.claim_event() is not None
     again = p.enqueue("slack", {"text": "changed"}, dedupe_key="Ev123")
     assert again.id == first.id
-    assert again.payload == {"text": "hi"} and again.status == "processing"
+    assert again.payload == {"text": "hi"}
+    assert again.status == "processing"
     assert p.get_queue_stats()["total"] == 1
 
 
 def test_enqueue_joins_the_callers_transaction(db, config):
-    with pytest.raises(RuntimeError), db.session() as s:
-        enqueue(s, "x", {"n": 1})
-        raise RuntimeError("rolled back")
+    def enqueue_then_fail() -> None:
+        with db.session() as s:
+            enqueue(s, "x", {"n": 1})
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
     assert processor(db, config).get_queue_depth() == 0
 
 
@@ -85,10 +96,13 @@ def test_concurrent_claimers_never_get_the_same_event(db, config):
     for t in threads:
         t.join()
     ids = [i for got in claimed.values() for i in got]
-    assert len(ids) == 600 and len(set(ids)) == 600
+    assert len(ids) == 600
+    assert len(set(ids)) == 600
     assert sum(1 for got in claimed.values() if got) > 1  # they really competed
     with db.session() as s:
-        attempts = s.execute(text("SELECT count(*), count(DISTINCT event_id) FROM event_attempts")).one()
+        attempts = s.execute(
+            text("SELECT count(*), count(DISTINCT event_id) FROM event_attempts")
+        ).one()
     assert tuple(attempts) == (600, 600)
     assert p.get_queue_stats()["processing"] == 600
 
@@ -103,7 +117,8 @@ def test_skip_locked_does_not_block_on_a_locked_event(db, config, database_url):
             s.execute(text("SET statement_timeout = '2s'"))
             other = EventProcessor(s, "w2", config)
             claimed = other.claim_event()  # would raise on timeout if it waited for the lock
-            assert claimed is not None and claimed.id == free.id
+            assert claimed is not None
+            assert claimed.id == free.id
             assert other.claim_event() is None
 
 
@@ -114,7 +129,9 @@ def test_failure_retries_with_backoff_then_fails_for_good(db, config):
     delays = []
     for attempt in range(4):
         claimed = p.claim_event()
-        assert claimed is not None and claimed.id == event.id and claimed.attempts == attempt + 1
+        assert claimed is not None
+        assert claimed.id == event.id
+        assert claimed.attempts == attempt + 1
         assert p.fail_event(claimed, f"boom {attempt}")
         after = p.get_event(event.id)
         delays.append((after.run_after - after.updated_at).total_seconds())
@@ -123,11 +140,15 @@ def test_failure_retries_with_backoff_then_fails_for_good(db, config):
             make_visible(db, event.id)
     final = p.get_event(event.id)
     assert delays[:3] == [10, 20, 40]
-    assert final.status == "failed" and final.retry_count == 3
+    assert final.status == "failed"
+    assert final.retry_count == 3
     assert final.error_message == "boom 3"
     outcomes = [(a.attempt, a.outcome, a.error) for a in p.get_attempts(event.id)]
     assert outcomes == [
-        (1, "retry", "boom 0"), (2, "retry", "boom 1"), (3, "retry", "boom 2"), (4, "failed", "boom 3")
+        (1, "retry", "boom 0"),
+        (2, "retry", "boom 1"),
+        (3, "retry", "boom 2"),
+        (4, "failed", "boom 3"),
     ]
     assert p.claim_event() is None
 
@@ -148,10 +169,13 @@ def test_expired_lease_makes_event_claimable_again_and_counts_as_attempt(db, con
     expire_lease(db, claimed.id)
     assert p.rescue_expired() == 1
     rescued = p.get_event(claimed.id)
-    assert rescued.status == "pending" and rescued.retry_count == 1
+    assert rescued.status == "pending"
+    assert rescued.retry_count == 1
     assert "lease expired (held by dead)" in rescued.error_message
     again = processor(db, config, "other").claim_event()
-    assert again is not None and again.id == claimed.id and again.attempts == 2
+    assert again is not None
+    assert again.id == claimed.id
+    assert again.attempts == 2
     assert [a.outcome for a in p.get_attempts(claimed.id)] == ["lease_expired", None]
 
 
@@ -164,13 +188,15 @@ def test_a_stale_holder_cannot_complete_or_fail(db, config, caplog):
     assert stale.complete_event(old) is False  # lease over, even before anyone re-claims
     stale.rescue_expired()
     new = fresh.claim_event()
-    assert new.id == old.id and new.lease_id != old.lease_id
+    assert new.id == old.id
+    assert new.lease_id != old.lease_id
     assert stale.complete_event(old) is False
     assert stale.fail_event(old, "late") is False
     assert fresh.get_event(old.id).status == "processing"
     assert fresh.complete_event(new) is True
     done = fresh.get_event(old.id)
-    assert done.status == "completed" and done.error_message == "lease expired (held by stale)"
+    assert done.status == "completed"
+    assert done.error_message == "lease expired (held by stale)"
 
 
 def test_lease_expiry_after_last_retry_fails_the_event(db, config):
@@ -190,7 +216,12 @@ def test_heartbeat_extends_only_held_leases(db, config):
     mine, lost = p.claim_events(2)
     expire_lease(db, lost.id)
     with db.session() as s:
-        s.execute(text("UPDATE events SET visibility_timeout = now() + interval '1 second' WHERE id = :id"), {"id": mine.id})
+        s.execute(
+            text(
+                "UPDATE events SET visibility_timeout = now() + interval '1 second' WHERE id = :id"
+            ),
+            {"id": mine.id},
+        )
     assert p.heartbeat([mine, lost]) == {mine.id}
     renewed = p.get_event(mine.id)
     assert renewed.visibility_timeout - renewed.updated_at == timedelta(seconds=300)
@@ -202,9 +233,11 @@ def test_replay_requeues_a_failed_event_and_keeps_its_history(db, config):
     claimed = p.claim_event()
     p.fail_event(claimed, "bad", permanent=True)
     replayed = p.replay_event(claimed.id)
-    assert replayed.status == "pending" and replayed.retry_count == 0
+    assert replayed.status == "pending"
+    assert replayed.retry_count == 0
     again = p.claim_event()
-    assert again.id == claimed.id and again.attempts == 2
+    assert again.id == claimed.id
+    assert again.attempts == 2
     assert len(p.get_attempts(claimed.id)) == 2
     with pytest.raises(EventStateError, match="only failed events can be replayed"):
         p.replay_event(claimed.id)
@@ -220,6 +253,10 @@ def test_queue_stats_and_depth(db, config):
     p.complete_event(done)
     p.claim_event()
     assert p.get_queue_stats() == {
-        "pending": 1, "processing": 1, "completed": 1, "failed": 0, "total": 3
+        "pending": 1,
+        "processing": 1,
+        "completed": 1,
+        "failed": 0,
+        "total": 3,
     }
     assert p.get_queue_depth() == 1

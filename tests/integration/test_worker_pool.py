@@ -42,7 +42,9 @@ def test_seed_example_runs_sync_handlers(db, config, pools):
     wait_until(lambda: stats(db, config)["completed"] == 50, what="50 completions")
     assert sorted(seen) == list(range(50))
     s = pool.get_stats()
-    assert s["workers_running"] == 3 and s["total_events_processed"] == 50 and s["completed"] == 50
+    assert s["workers_running"] == 3
+    assert s["total_events_processed"] == 50
+    assert s["completed"] == 50
     assert pool.health_check() is True
     pool.stop()
     assert pool.health_check() is False
@@ -59,7 +61,9 @@ def test_notify_wakes_an_idle_pool_for_a_plain_insert(db, config, database_url, 
     pool = WorkerPool(2, db, handle, config=config)
     pools.append(pool)
     pool.start()
-    wait_until(lambda: pool._listener is not None and pool._listener.connected.is_set(), what="LISTEN")
+    wait_until(
+        lambda: pool._listener is not None and pool._listener.connected.is_set(), what="LISTEN"
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO events (event_type, payload) VALUES ('psql', '{}')")
     assert arrived.wait(10), "an idle worker was not woken by NOTIFY"
@@ -87,7 +91,8 @@ def test_failures_retry_then_fail_for_good_and_count(db, config, pools):
     assert (s["completed"], s["failed"], s["retried"]) == (2, 2, 3)
     with db.session() as session:
         broken = EventProcessor(session, "t", config).get_event(ids[0])
-    assert broken.status == "failed" and broken.error_message == "RuntimeError: always broken"
+    assert broken.status == "failed"
+    assert broken.error_message == "RuntimeError: always broken"
 
 
 def test_heartbeat_keeps_a_long_handler_from_running_twice(db, config, pools):
@@ -112,7 +117,9 @@ def test_heartbeat_keeps_a_long_handler_from_running_twice(db, config, pools):
 
 def test_a_dead_workers_event_is_rescued_and_completed(db, config, pools):
     with db.session() as s:
-        p = EventProcessor(s, "dead-worker", config.model_copy(update={"event_visibility_timeout": 0.2}))
+        p = EventProcessor(
+            s, "dead-worker", config.model_copy(update={"event_visibility_timeout": 0.2})
+        )
         p.enqueue("x")
         claimed = p.claim_event()
     done = threading.Event()
@@ -124,7 +131,8 @@ def test_a_dead_workers_event_is_rescued_and_completed(db, config, pools):
     with db.session() as s:
         attempts = EventProcessor(s, "t", config).get_attempts(claimed.id)
     assert [(a.worker_id, a.outcome) for a in attempts] == [
-        ("dead-worker", "lease_expired"), (pool.worker_id, "completed")
+        ("dead-worker", "lease_expired"),
+        (pool.worker_id, "completed"),
     ]
 
 
@@ -158,7 +166,9 @@ def test_stop_releases_events_that_outlive_the_grace_period(db, config, pools):
         started.set()
         await asyncio.Event().wait()
 
-    pool = WorkerPool(2, db, hang, config=config.model_copy(update={"heron_shutdown_grace_seconds": 0.1}))
+    pool = WorkerPool(
+        2, db, hang, config=config.model_copy(update={"heron_shutdown_grace_seconds": 0.1})
+    )
     pools.append(pool)
     pool.start()
     ids = enqueue_many(db, config, 2)
@@ -178,7 +188,8 @@ def test_stop_is_idempotent_and_safe_before_start(db, config):
     pool.stop()
     pool.stop()
     pool.start()  # a stopped pool stays stopped
-    assert pool.get_stats()["workers_running"] == 0 and pool.health_check() is False
+    assert pool.get_stats()["workers_running"] == 0
+    assert pool.health_check() is False
 
 
 def test_pool_size_bounds_concurrency(db, config, pools):
@@ -201,3 +212,23 @@ def test_pool_size_bounds_concurrency(db, config, pools):
     pool.start()
     wait_until(lambda: stats(db, config)["completed"] == 30)
     assert peak == 3
+
+
+def test_async_callable_objects_are_awaited(db, config, pools):
+    from heron.queue.handlers import HandlerRegistry
+
+    registry = HandlerRegistry()
+    seen = threading.Event()
+
+    async def handle(event):
+        await asyncio.sleep(0)
+        seen.set()
+        raise PermanentError("ran")
+
+    registry.register("x", handle)
+    pool = WorkerPool(1, db, registry, config=config)
+    pools.append(pool)
+    pool.start()
+    enqueue_many(db, config, 1)
+    assert seen.wait(10)
+    wait_until(lambda: stats(db, config)["failed"] == 1, what="the handler's error to count")

@@ -36,7 +36,8 @@ def test_invalid_values_are_all_reported_at_once(monkeypatch):
     with pytest.raises(ConfigError) as caught:
         make()
     text = str(caught.value)
-    assert "WORKER_POOL_SIZE" in text and "EVENT_VISIBILITY_TIMEOUT" in text
+    assert "WORKER_POOL_SIZE" in text
+    assert "EVENT_VISIBILITY_TIMEOUT" in text
     assert len(caught.value.problems) == 2
 
 
@@ -67,7 +68,9 @@ def test_secrets_are_masked_in_logged_configuration():
         anthropic_api_key="sk-ant-secret",
     )
     shown = repr(config.masked())
-    assert "hunter2" not in shown and "very-secret" not in shown and "sk-ant" not in shown
+    assert "hunter2" not in shown
+    assert "very-secret" not in shown
+    assert "sk-ant" not in shown
     assert config.masked()["database_url"] == "postgresql://heron:***@db:5432/heron"
 
 

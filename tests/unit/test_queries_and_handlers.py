@@ -17,7 +17,8 @@ def test_every_named_query_loads_and_uses_only_named_parameters():
     assert len(names) == len(set(names)) >= 10
     for name in names:
         body = queries.query(name)
-        assert body and not body.endswith(";")
+        assert body
+        assert not body.endswith(";")
         assert "%s" not in body, f"{name} must use named parameters"
 
 
@@ -38,10 +39,22 @@ def test_unknown_query_names_are_reported():
 def event(event_type: str) -> Event:
     now = datetime.now(UTC)
     return Event(
-        id=1, event_type=event_type, payload={}, status="processing", created_at=now,
-        updated_at=now, claimed_at=now, claimed_by="w", completed_at=None, retry_count=0,
-        error_message=None, visibility_timeout=now, dedupe_key=None, run_after=now,
-        lease_id=None, attempts=1,
+        id=1,
+        event_type=event_type,
+        payload={},
+        status="processing",
+        created_at=now,
+        updated_at=now,
+        claimed_at=now,
+        claimed_by="w",
+        completed_at=None,
+        retry_count=0,
+        error_message=None,
+        visibility_timeout=now,
+        dedupe_key=None,
+        run_after=now,
+        lease_id=None,
+        attempts=1,
     )
 
 

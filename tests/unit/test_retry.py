@@ -21,12 +21,14 @@ def test_three_retries_then_failed_for_good():
         (EventStatus.PENDING, 3, 40),
         (EventStatus.FAILED, 3, 0),
     ]
-    assert decisions[-1].final and decisions[-1].outcome is AttemptOutcome.FAILED
+    assert decisions[-1].final
+    assert decisions[-1].outcome is AttemptOutcome.FAILED
 
 
 def test_permanent_error_skips_retries():
     decision = RetryPolicy().after_failure(0, permanent=True)
-    assert decision.status is EventStatus.FAILED and decision.retry_count == 0
+    assert decision.status is EventStatus.FAILED
+    assert decision.retry_count == 0
 
 
 def test_zero_retries_fails_at_once():
@@ -51,7 +53,8 @@ def test_retry_numbers_start_at_one():
 def test_long_errors_are_truncated():
     assert truncate_error("short") == "short"
     long = truncate_error("x" * 100_000)
-    assert len(long) == MAX_ERROR_LENGTH and long.endswith("[truncated]")
+    assert len(long) == MAX_ERROR_LENGTH
+    assert long.endswith("[truncated]")
 
 
 def test_reconnect_delays_double_up_to_cap_with_jitter():
@@ -59,4 +62,5 @@ def test_reconnect_delays_double_up_to_cap_with_jitter():
     assert [round(next(delays), 3) for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     jittered = reconnect_delays(first=1.0, cap=1.0, jitter=0.2, rng=random.Random(1))
     values = [next(jittered) for _ in range(50)]
-    assert all(0.8 <= v <= 1.2 for v in values) and len(set(values)) > 1
+    assert all(0.8 <= v <= 1.2 for v in values)
+    assert len(set(values)) > 1

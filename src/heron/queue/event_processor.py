@@ -21,6 +21,7 @@ from heron.queue.retry import RetryPolicy, truncate_error
 
 log = structlog.get_logger(__name__)
 
+
 class EventProcessor:
     """Claim, complete and fail events as one worker, identified by `worker_id`."""
 
@@ -67,11 +68,13 @@ class EventProcessor:
         """Mark the event done; False (and a warning) when this worker no longer holds it."""
         done = self._run("complete", queries.held_params([event]))
         if not done:
-            log.warning("lease lost: completion ignored", event_id=event.id, worker_id=self.worker_id)
+            log.warning(
+                "lease lost: completion ignored", event_id=event.id, worker_id=self.worker_id
+            )
         return bool(done)
 
     def fail_event(self, event: Event, error_message: str, *, permanent: bool = False) -> bool:
-        """Record a failure: retry later with backoff, or `failed` for good when retries are spent."""
+        """Record a failure: retry later with backoff, or `failed` once retries are spent."""
         decision = self.policy.after_failure(event.retry_count, permanent=permanent)
         params = queries.decision_params(
             event.id, event.lease_id, decision, truncate_error(error_message)

@@ -9,7 +9,6 @@ import psycopg
 import structlog
 
 from heron.errors import first_line
-
 from heron.queue.backoff import reconnect_delays
 
 CHANNEL = "heron_events"
@@ -35,7 +34,9 @@ class NotifyListener:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
             except psycopg.OperationalError as error:
                 delay = next(delays)
-                log.warning("listener cannot connect; retrying", error=first_line(error), in_s=delay)
+                log.warning(
+                    "listener cannot connect; retrying", error=first_line(error), in_s=delay
+                )
                 await asyncio.sleep(delay)
                 continue
             try:
@@ -51,4 +52,3 @@ class NotifyListener:
             finally:
                 self.connected.clear()
             await asyncio.sleep(next(delays))
-

@@ -43,7 +43,9 @@ class RetryPolicy:
         """An expired lease counts as an attempt, but the event is claimable again at once."""
         if retry_count >= self.max_retries:
             return RetryDecision(EventStatus.FAILED, retry_count, 0.0, AttemptOutcome.LEASE_EXPIRED)
-        return RetryDecision(EventStatus.PENDING, retry_count + 1, 0.0, AttemptOutcome.LEASE_EXPIRED)
+        return RetryDecision(
+            EventStatus.PENDING, retry_count + 1, 0.0, AttemptOutcome.LEASE_EXPIRED
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from heron.queue import queries
 from heron.queue.retry import RetryPolicy, truncate_error
 
 
-def open_pool(conninfo: str, max_size: int, *, name: str = "heron-queue") -> AsyncConnectionPool[Any]:
+def open_pool(
+    conninfo: str, max_size: int, *, name: str = "heron-queue"
+) -> AsyncConnectionPool[Any]:
     """An autocommit pool: every queue statement is its own transaction."""
     return AsyncConnectionPool(
         conninfo,
@@ -48,7 +50,7 @@ class QueueStore:
         rows = await self._rows("complete", queries.held_params(events))
         return {row["id"] for row in rows}
 
-    async def fail(self, event: Event, error: str, *, permanent: bool = False) -> bool:
+    async def fail(self, event: Event, error: str, permanent: bool = False) -> bool:
         decision = self.policy.after_failure(event.retry_count, permanent=permanent)
         params = queries.decision_params(event.id, event.lease_id, decision, truncate_error(error))
         return bool(await self._rows("fail", params))

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -40,6 +40,7 @@ from heron.queue.store import QueueStore, open_pool
 log = structlog.get_logger(__name__)
 
 ProcessFunc = Callable[[Event], Any] | Callable[[Event], Awaitable[Any]]
+T = TypeVar("T")
 _DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
 
 
@@ -83,7 +84,9 @@ class WorkerPool:
         self._db = db_connection
         self.process_func = process_func
         self.worker_id = worker_id or default_worker_id()
-        self._is_async = inspect.iscoroutinefunction(process_func)
+        self._is_async = inspect.iscoroutinefunction(process_func) or inspect.iscoroutinefunction(
+            getattr(process_func, "__call__", None)  # noqa: B004 - async callable objects
+        )
         self._stats = _Stats()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,7 +111,9 @@ class WorkerPool:
             return
         if self._db is None:
             self._db = DatabaseConnection()
-        self._thread = threading.Thread(target=self._thread_main, name="heron-worker-pool", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="heron-worker-pool", daemon=True
+        )
         self._thread.start()
         self._started.wait()
 
@@ -254,7 +259,11 @@ class WorkerPool:
                 events = await self._store.claim(self.worker_id, wanted)
             except _DB_ERRORS as error:
                 delay = next(delays)
-                log.warning("claim failed; database unavailable?", error=first_line(error), retry_in_s=round(delay, 2))
+                log.warning(
+                    "claim failed; database unavailable?",
+                    error=first_line(error),
+                    retry_in_s=round(delay, 2),
+                )
                 await asyncio.sleep(delay)
                 continue
             delays = reconnect_delays()
@@ -273,10 +282,12 @@ class WorkerPool:
         try:
             try:
                 if executor is None:
-                    await self.process_func(event)  # type: ignore[misc]
+                    await self.process_func(event)
                 else:
                     loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(executor, self.process_func, event)
+                    result = await loop.run_in_executor(executor, self.process_func, event)
+                    if inspect.isawaitable(result):  # a sync wrapper around async work
+                        await result
             except asyncio.CancelledError:
                 raise
             except PermanentError as error:
@@ -297,9 +308,7 @@ class WorkerPool:
     ) -> None:
         assert self._store is not None
         message = f"{type(error).__name__}: {error}"
-        held = await self._with_db_retry(
-            lambda: self._store.fail(event, message, permanent=permanent)  # type: ignore[union-attr]
-        )
+        held = await self._with_db_retry(self._store.fail, event, message, permanent)
         if not held:
             self._lease_lost(event, bound, "failure")
             return
@@ -324,7 +333,8 @@ class WorkerPool:
         return await future
 
     async def _ack_loop(self) -> None:
-        assert self._ack_wake is not None and self._store is not None
+        assert self._ack_wake is not None
+        assert self._store is not None
         while True:
             await self._ack_wake.wait()
             self._ack_wake.clear()
@@ -332,12 +342,12 @@ class WorkerPool:
             if not batch:
                 continue
             events = [event for event, _ in batch]
-            done = await self._with_db_retry(lambda: self._store.complete(events))  # type: ignore[union-attr]
+            done = await self._with_db_retry(self._store.complete, events)
             for event, future in batch:
                 if not future.done():
                     future.set_result(event.id in done)
 
-    async def _with_db_retry(self, operation: Callable[[], Awaitable[Any]]) -> Any:
+    async def _with_db_retry(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a write until the database takes it: an outage must not lose a completion.
 
         If the lease runs out meanwhile, the fenced write changes nothing and says so.
@@ -345,10 +355,14 @@ class WorkerPool:
         delays = reconnect_delays()
         while True:
             try:
-                return await operation()
+                return await operation(*args)
             except _DB_ERRORS as error:
                 delay = next(delays)
-                log.warning("queue write failed; retrying", error=first_line(error), retry_in_s=round(delay, 2))
+                log.warning(
+                    "queue write failed; retrying",
+                    error=first_line(error),
+                    retry_in_s=round(delay, 2),
+                )
                 await asyncio.sleep(delay)
 
     async def _heartbeat_loop(self) -> None:
@@ -367,7 +381,9 @@ class WorkerPool:
                 continue
             for event in held:
                 if event.id not in renewed and event.id in self._in_flight:
-                    log.warning("lease lost while running", event_id=event.id, worker_id=self.worker_id)
+                    log.warning(
+                        "lease lost while running", event_id=event.id, worker_id=self.worker_id
+                    )
 
     async def _rescue_loop(self) -> None:
         """Return events whose holder died (lease expired) to the queue; any pool may do it."""
@@ -400,8 +416,9 @@ class WorkerPool:
         try:
             released = await asyncio.wait_for(self._store.release(events), 10)
         except (*_DB_ERRORS, TimeoutError) as error:
-            log.warning("could not release events; their leases will expire", error=first_line(error))
+            log.warning(
+                "could not release events; their leases will expire", error=first_line(error)
+            )
             return
         self._stats.released += len(released)
         log.warning("released unfinished events", ids=sorted(released))
-
