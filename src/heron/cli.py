@@ -64,9 +64,17 @@ def load_config() -> Config:
     return config
 
 
+def connect(config: Config) -> DatabaseConnection:
+    return DatabaseConnection(
+        config.database_url,
+        pool_size=config.heron_db_pool_size,
+        max_overflow=config.heron_db_max_overflow,
+    )
+
+
 @contextmanager
 def processor(config: Config) -> Iterator[EventProcessor]:
-    db = DatabaseConnection(config.database_url) if config.database_url else DatabaseConnection()
+    db = connect(config)
     try:
         with db.session() as session:
             yield EventProcessor(session, "cli", config)
@@ -85,7 +93,7 @@ def run(
 
     config = load_config()
     config.log_configuration()
-    db = DatabaseConnection(config.database_url) if config.database_url else DatabaseConnection()
+    db = connect(config)
     db.create_tables()
     registry = default_registry()
     pool = WorkerPool(workers or config.worker_pool_size, db, registry, config=config)
