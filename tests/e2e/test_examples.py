@@ -28,7 +28,10 @@ def test_readme_shows_the_examples_verbatim():
 def test_event_processor_example(database_url):
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "event_processor.py")],
-        env=run_env(database_url), capture_output=True, text=True, timeout=60,
+        env=run_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "Processing app_mention: {'text': 'hello'}" in result.stdout
@@ -37,10 +40,15 @@ def test_event_processor_example(database_url):
 
 def test_worker_pool_example(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO events (event_type, payload) VALUES ('greeting', '{\"to\": \"you\"}')")
+        conn.execute(
+            "INSERT INTO events (event_type, payload) VALUES ('greeting', %s)", ['{"to": "you"}']
+        )
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "worker_pool.py")],
-        env=run_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=run_env(database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     def done() -> bool:
