@@ -23,12 +23,12 @@ def test_every_named_query_loads_and_uses_only_named_parameters():
 
 
 def test_every_write_to_a_claimed_event_is_fenced_by_its_lease():
-    for name in ("complete", "fail", "heartbeat", "release", "expire_lease"):
+    for name in ("complete_and_claim", "fail", "heartbeat", "release", "expire_lease"):
         assert "lease_id" in queries.query(name), name
 
 
 def test_claim_skips_locked_rows():
-    assert "FOR UPDATE SKIP LOCKED" in queries.query("claim")
+    assert "FOR UPDATE SKIP LOCKED" in queries.query("complete_and_claim")
 
 
 def test_unknown_query_names_are_reported():

@@ -61,12 +61,17 @@ class EventProcessor:
 
     def claim_events(self, limit: int) -> list[Event]:
         """Take up to `limit` events in one statement, each with a lease of its own."""
-        params = queries.claim_params(self.worker_id, self.config.event_visibility_timeout, limit)
-        return [Event.from_row(row) for row in self._run("claim", params)]
+        return self._complete_and_claim([], limit)[1]
+
+    def _complete_and_claim(self, done: list[Event], limit: int) -> tuple[set[int], list[Event]]:
+        params = queries.complete_and_claim_params(
+            done, self.worker_id, self.config.event_visibility_timeout, limit
+        )
+        return queries.split_complete_and_claim(self._run("complete_and_claim", params))
 
     def complete_event(self, event: Event) -> bool:
         """Mark the event done; False (and a warning) when this worker no longer holds it."""
-        done = self._run("complete", queries.held_params([event]))
+        done = event.id in self._complete_and_claim([event], 0)[0]
         if not done:
             log.warning(
                 "lease lost: completion ignored", event_id=event.id, worker_id=self.worker_id

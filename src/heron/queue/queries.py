@@ -44,8 +44,21 @@ def enqueue_params(
     }
 
 
-def claim_params(worker_id: str, lease_seconds: float, limit: int) -> dict[str, Any]:
-    return {"worker_id": worker_id, "lease_seconds": float(lease_seconds), "limit": limit}
+def complete_and_claim_params(
+    done: list[Event], worker_id: str, lease_seconds: float, limit: int
+) -> dict[str, Any]:
+    """Complete `done` (fenced by their leases) and claim up to `limit` events."""
+    return held_params(done) | {
+        "worker_id": worker_id,
+        "lease_seconds": float(lease_seconds),
+        "limit": limit,
+    }
+
+
+def split_complete_and_claim(rows: list[dict[str, Any]]) -> tuple[set[int], list[Event]]:
+    """The ids completed and the events claimed, from complete_and_claim's rows."""
+    completed = set(rows[0]["completed_ids"]) if rows else set()
+    return completed, [Event.from_row(row) for row in rows if row["id"] is not None]
 
 
 def held_params(events: list[Event]) -> dict[str, Any]:

@@ -41,14 +41,13 @@ class QueueStore:
             cursor = await conn.execute(queries.query(name), params)
             return await cursor.fetchall() if cursor.description else []
 
-    async def claim(self, worker_id: str, limit: int) -> list[Event]:
-        rows = await self._rows("claim", queries.claim_params(worker_id, self.lease_seconds, limit))
-        return [Event.from_row(row) for row in rows]
-
-    async def complete(self, events: list[Event]) -> set[int]:
-        """Complete the events still held; returns their ids."""
-        rows = await self._rows("complete", queries.held_params(events))
-        return {row["id"] for row in rows}
+    async def complete_and_claim(
+        self, done: list[Event], worker_id: str, limit: int
+    ) -> tuple[set[int], list[Event]]:
+        """Complete the events in `done` still held and claim up to `limit` more, in one
+        transaction; returns the ids completed and the events claimed."""
+        params = queries.complete_and_claim_params(done, worker_id, self.lease_seconds, limit)
+        return queries.split_complete_and_claim(await self._rows("complete_and_claim", params))
 
     async def fail(self, event: Event, error: str, permanent: bool = False) -> bool:
         decision = self.policy.after_failure(event.retry_count, permanent=permanent)

@@ -1,11 +1,11 @@
 """A bounded pool of workers that drains the events table, in this process or beside others.
 
 The pool runs on its own asyncio loop (in a thread, so the seed's synchronous
-`start()`/`run_forever()` work from any program). One dispatcher claims as many events as
-there are free slots, in one statement; each event runs in a task, sync handlers in a
-thread of their own. A NOTIFY wakes the dispatcher at once; the poll is only a safety net.
-Completions are group-committed: while one is in flight the next ones gather, so a busy
-pool acks many events per round trip and an idle one acks each at once.
+`start()`/`run_forever()` work from any program). One cycle loop makes every round trip:
+in one statement it completes the events that finished and claims as many new ones as
+there are free slots. Each event runs in a task, sync handlers in a thread of their own.
+A NOTIFY wakes the loop at once; the poll is only a safety net. Completions are
+group-committed: while one round trip is in flight the next completions gather.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ class WorkerPool:
         self._listener: NotifyListener | None = None
         self._lost: set[int] = set()
         self._acks: list[tuple[Event, asyncio.Future[bool]]] = []
-        self._ack_wake: asyncio.Event | None = None
+        self._kick = asyncio.Event()
+        self._notified = False
+        self._claiming = False
         self._error: BaseException | None = None
 
     # -- the seed's synchronous lifecycle --------------------------------------------------
@@ -199,7 +201,7 @@ class WorkerPool:
         """Run the pool on the current loop until stop() (or cancellation), then shut down."""
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        self._ack_wake = asyncio.Event()
+        self._kick = asyncio.Event()
         if self._stopped:
             self._started.set()
             return
@@ -210,74 +212,89 @@ class WorkerPool:
         pool = open_pool(conninfo, max_size=min(self.size, 8) + 3)
         await pool.open(wait=False)
         self._store = QueueStore(pool, policy, self.config.event_visibility_timeout)
-        wake = asyncio.Event()
-        self._listener = NotifyListener(conninfo, wake.set)
+        self._listener = NotifyListener(conninfo, self._on_notify)
         executor = None if self._is_async else ThreadPoolExecutor(self.size, "heron-worker")
-        slot_freed = asyncio.Event()
+        self._claiming = True
         background = [
             asyncio.create_task(self._listener.run(), name="heron-listener"),
-            asyncio.create_task(self._ack_loop(), name="heron-acks"),
             asyncio.create_task(self._heartbeat_loop(), name="heron-heartbeat"),
             asyncio.create_task(self._rescue_loop(), name="heron-rescuer"),
         ]
+        cycle = asyncio.create_task(self._cycle_loop(executor), name="heron-cycle")
         self._running = True
         self._started.set()
         log.info("worker pool started", worker_id=self.worker_id, size=self.size)
-        dispatcher = asyncio.create_task(self._dispatch(wake, slot_freed, executor))
         try:
             await self._stop_requested.wait()
         finally:
             self._running = False
-            dispatcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await dispatcher
+            self._claiming = False  # the cycle loop goes on acking while in-flight events end
             await self._drain_in_flight()
-            for task in background:
+            for task in [cycle, *background]:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(cycle, *background, return_exceptions=True)
             await pool.close()
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
             log.info("worker pool stopped", **self.get_stats())
 
-    async def _dispatch(
-        self, wake: asyncio.Event, slot_freed: asyncio.Event, executor: ThreadPoolExecutor | None
-    ) -> None:
+    def _on_notify(self) -> None:
+        self._notified = True
+        self._kick.set()
+
+    async def _cycle_loop(self, executor: ThreadPoolExecutor | None) -> None:
+        """The hot path: each round trip completes the finished events and fills free slots.
+
+        It runs when events finished (acks waiting), or when slots are free and events may
+        be claimable: after a NOTIFY, after a poll interval, or after a claim that came
+        back full. A completion waits for the next round trip, so while one is in flight
+        the next ones gather (group commit).
+        """
         assert self._store is not None
         delays = reconnect_delays()
         poll = self.config.heron_poll_interval
         batch = self.config.heron_claim_batch_size
+        may_have_more = True
         while True:
-            free = self.size - len(self._in_flight)
-            if free <= 0:
-                slot_freed.clear()
-                await slot_freed.wait()
+            free = self.size - len(self._in_flight) + len(self._acks) if self._claiming else 0
+            if not self._acks and not (may_have_more and free > 0):
+                self._kick.clear()
+                if not self._acks and not self._notified:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._kick.wait(), poll if free > 0 else None)
+                        if not self._notified:
+                            continue  # kicked by an ack or a freed slot
+                may_have_more = True  # a NOTIFY came, or the poll interval passed
+                self._notified = False
                 continue
-            wanted = min(free, batch)
-            wake.clear()
+            acks, self._acks = self._acks, []
+            limit = min(max(free, 0), batch)
+            self._notified = False
             try:
-                events = await self._store.claim(self.worker_id, wanted)
+                done, events = await self._store.complete_and_claim(
+                    [event for event, _ in acks], self.worker_id, limit
+                )
             except _DB_ERRORS as error:
+                self._acks = acks + self._acks
                 delay = next(delays)
                 log.warning(
-                    "claim failed; database unavailable?",
+                    "queue round trip failed; database unavailable?",
                     error=first_line(error),
                     retry_in_s=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
                 continue
             delays = reconnect_delays()
+            for event, future in acks:
+                if not future.done():
+                    future.set_result(event.id in done)
             self._stats.claimed += len(events)
             for event in events:
-                task = asyncio.create_task(self._run_event(event, slot_freed, executor))
+                task = asyncio.create_task(self._run_event(event, executor))
                 self._in_flight[event.id] = (event, task)
-            if len(events) < wanted:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), poll)
+            may_have_more = limit > 0 and len(events) == limit
 
-    async def _run_event(
-        self, event: Event, slot_freed: asyncio.Event, executor: ThreadPoolExecutor | None
-    ) -> None:
+    async def _run_event(self, event: Event, executor: ThreadPoolExecutor | None) -> None:
         bound = log.bind(event_id=event.id, event_type=event.event_type, worker_id=self.worker_id)
         try:
             try:
@@ -301,7 +318,7 @@ class WorkerPool:
                     self._lease_lost(event, bound, "completion")
         finally:
             self._in_flight.pop(event.id, None)
-            slot_freed.set()
+            self._kick.set()
 
     async def _record_failure(
         self, event: Event, bound: Any, error: BaseException, *, permanent: bool
@@ -325,27 +342,11 @@ class WorkerPool:
         bound.warning(f"lease lost: {what} ignored", lease_id=str(event.lease_id))
 
     async def _ack(self, event: Event) -> bool:
-        """Queue a completion for the group commit and wait until it is durable."""
-        assert self._ack_wake is not None
+        """Queue a completion for the next round trip and wait until it is durable."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._acks.append((event, future))
-        self._ack_wake.set()
+        self._kick.set()
         return await future
-
-    async def _ack_loop(self) -> None:
-        assert self._ack_wake is not None
-        assert self._store is not None
-        while True:
-            await self._ack_wake.wait()
-            self._ack_wake.clear()
-            batch, self._acks = self._acks, []
-            if not batch:
-                continue
-            events = [event for event, _ in batch]
-            done = await self._with_db_retry(self._store.complete, events)
-            for event, future in batch:
-                if not future.done():
-                    future.set_result(event.id in done)
 
     async def _with_db_retry(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a write until the database takes it: an outage must not lose a completion.

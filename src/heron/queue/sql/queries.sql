@@ -19,8 +19,25 @@ SELECT *, false AS created FROM events WHERE dedupe_key = %(dedupe_key)s;
 INSERT INTO events (event_type, payload)
 SELECT %(event_type)s, p FROM unnest(%(payloads)s::jsonb[]) AS p;
 
--- name: claim
-WITH next AS (
+-- name: complete_and_claim
+-- One transaction (one WAL flush) completes the events a worker finished and claims up to
+-- %(limit)s more for its free slots: the pool's hot path. With empty arrays it only
+-- claims; with limit 0 it only completes.
+WITH held AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(lease_ids)s::uuid[]) AS h(id, lease_id)
+), done AS (
+    UPDATE events AS e
+    SET status = 'completed', completed_at = now(), updated_at = now(), visibility_timeout = NULL
+    FROM held
+    WHERE e.id = held.id AND e.lease_id = held.lease_id
+      AND e.status = 'processing' AND e.visibility_timeout >= now()
+    RETURNING e.id, e.lease_id
+), done_recorded AS (
+    UPDATE event_attempts AS a
+    SET finished_at = now(), outcome = 'completed'
+    FROM done
+    WHERE a.lease_id = done.lease_id
+), next AS (
     SELECT id FROM events
     WHERE status = 'pending' AND run_after <= now()
     ORDER BY run_after, id
@@ -38,29 +55,14 @@ WITH next AS (
     FROM next
     WHERE e.id = next.id
     RETURNING e.*
-), recorded AS (
+), claim_recorded AS (
     INSERT INTO event_attempts (event_id, attempt, worker_id, lease_id, started_at)
     SELECT id, attempts, claimed_by, lease_id, claimed_at FROM claimed
 )
-SELECT * FROM claimed ORDER BY run_after, id;
-
--- name: complete
-WITH held AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(lease_ids)s::uuid[]) AS h(id, lease_id)
-), done AS (
-    UPDATE events AS e
-    SET status = 'completed', completed_at = now(), updated_at = now(), visibility_timeout = NULL
-    FROM held
-    WHERE e.id = held.id AND e.lease_id = held.lease_id
-      AND e.status = 'processing' AND e.visibility_timeout >= now()
-    RETURNING e.id, e.lease_id
-), recorded AS (
-    UPDATE event_attempts AS a
-    SET finished_at = now(), outcome = 'completed'
-    FROM done
-    WHERE a.lease_id = done.lease_id
-)
-SELECT id FROM done;
+SELECT claimed.*, d.completed_ids
+FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) AS d
+LEFT JOIN claimed ON true
+ORDER BY claimed.run_after, claimed.id;
 
 -- name: fail
 WITH done AS (
