@@ -32,7 +32,6 @@ CREATE INDEX IF NOT EXISTS events_pending_idx ON events (run_after, id) WHERE st
 -- The rescuer reads only this one: leases that may have expired.
 CREATE INDEX IF NOT EXISTS events_processing_idx
     ON events (visibility_timeout) WHERE status = 'processing';
-CREATE INDEX IF NOT EXISTS events_status_created_idx ON events (status, created_at);
 
 -- One row per attempt: who ran it, when, and how it ended.
 CREATE TABLE IF NOT EXISTS event_attempts (
@@ -40,7 +39,7 @@ CREATE TABLE IF NOT EXISTS event_attempts (
     event_id     BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     attempt      INTEGER NOT NULL,
     worker_id    VARCHAR(255) NOT NULL,
-    lease_id     UUID NOT NULL UNIQUE,
+    lease_id     UUID NOT NULL,
     started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at  TIMESTAMPTZ,
     outcome      VARCHAR(20),
@@ -49,7 +48,8 @@ CREATE TABLE IF NOT EXISTS event_attempts (
         CHECK (outcome IS NULL OR outcome IN
                ('completed', 'retry', 'failed', 'lease_expired', 'released'))
 );
-CREATE INDEX IF NOT EXISTS event_attempts_event_idx ON event_attempts (event_id, attempt);
+CREATE UNIQUE INDEX IF NOT EXISTS event_attempts_event_attempt_uidx
+    ON event_attempts (event_id, attempt);
 
 -- Wake idle workers the moment an event becomes claimable, whoever inserted it (even psql).
 -- Identical notifications in one transaction are delivered once, so a bulk insert wakes

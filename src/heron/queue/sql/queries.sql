@@ -31,12 +31,12 @@ WITH held AS (
     FROM held
     WHERE e.id = held.id AND e.lease_id = held.lease_id
       AND e.status = 'processing' AND e.visibility_timeout >= now()
-    RETURNING e.id, e.lease_id
+    RETURNING e.id, e.attempts
 ), done_recorded AS (
     UPDATE event_attempts AS a
     SET finished_at = now(), outcome = 'completed'
     FROM done
-    WHERE a.lease_id = done.lease_id
+    WHERE a.event_id = done.id AND a.attempt = done.attempts
 ), next AS (
     SELECT id FROM events
     WHERE status = 'pending' AND run_after <= now()
@@ -75,12 +75,12 @@ WITH done AS (
         updated_at = now()
     WHERE id = %(id)s AND lease_id = %(lease_id)s
       AND status = 'processing' AND visibility_timeout >= now()
-    RETURNING id, lease_id
+    RETURNING id, attempts
 ), recorded AS (
     UPDATE event_attempts AS a
     SET finished_at = now(), outcome = %(outcome)s, error = %(error)s
     FROM done
-    WHERE a.lease_id = done.lease_id
+    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
@@ -100,12 +100,12 @@ WITH held AS (
     SET status = 'pending', run_after = now(), visibility_timeout = NULL, updated_at = now()
     FROM held
     WHERE e.id = held.id AND e.lease_id = held.lease_id AND e.status = 'processing'
-    RETURNING e.id, e.lease_id
+    RETURNING e.id, e.attempts
 ), recorded AS (
     UPDATE event_attempts AS a
     SET finished_at = now(), outcome = 'released', error = 'released at shutdown'
     FROM done
-    WHERE a.lease_id = done.lease_id
+    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
@@ -127,12 +127,12 @@ WITH done AS (
         updated_at = now()
     WHERE id = %(id)s AND lease_id = %(lease_id)s
       AND status = 'processing' AND visibility_timeout < now()
-    RETURNING id, lease_id
+    RETURNING id, attempts
 ), recorded AS (
     UPDATE event_attempts AS a
     SET finished_at = now(), outcome = %(outcome)s, error = %(error)s
     FROM done
-    WHERE a.lease_id = done.lease_id
+    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
