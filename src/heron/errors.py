@@ -35,6 +35,10 @@ class EventStateError(HeronError):
     """The event is not in a state that allows the operation (e.g. replaying a completed one)."""
 
 
+class BenchmarkError(HeronError):
+    """A benchmark could not run; the message says what to fix."""
+
+
 class PermanentError(HeronError):
     """Raised by a handler when retrying cannot help: the event goes straight to `failed`."""
 

@@ -260,3 +260,28 @@ def test_queue_stats_and_depth(db, config):
         "total": 3,
     }
     assert p.get_queue_depth() == 1
+
+
+def test_hot_path_never_scans_the_whole_events_table(database_url):
+    """psycopg prepares statements and PostgreSQL may switch them to a generic plan, which
+    does not know the LIMIT: even that plan must use indexes, whatever the table size."""
+    from heron.queue import queries
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.info.server_version < 160000:
+            pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16")
+        conn.execute("INSERT INTO events (event_type) SELECT 'x' FROM generate_series(1, 5000)")
+        conn.execute("ANALYZE events")
+        for name in ("complete_and_claim", "heartbeat", "release", "fail", "expire_lease"):
+            body = _numbered_placeholders(queries.query(name))
+            rows = conn.execute(b"EXPLAIN (GENERIC_PLAN) " + body.encode()).fetchall()
+            plan = "\n".join(row[0] for row in rows)
+            assert "Seq Scan on events" not in plan, f"{name}:\n{plan}"
+
+
+def _numbered_placeholders(query: str) -> str:
+    """%(name)s placeholders as $1, $2, ... (what EXPLAIN (GENERIC_PLAN) takes)."""
+    import re
+
+    numbers: dict[str, str] = {}
+    return re.sub(r"%\((\w+)\)s", lambda m: numbers.setdefault(m[1], f"${len(numbers) + 1}"), query)

@@ -52,8 +52,9 @@ WITH held AS (
         visibility_timeout = now() + make_interval(secs => %(lease_seconds)s),
         lease_id = gen_random_uuid(),
         attempts = e.attempts + 1
-    FROM next
-    WHERE e.id = next.id
+    -- = ANY(ARRAY(...)), not a join: a cached generic plan cannot know the LIMIT and
+    -- would hash-join `next` against a full scan of events.
+    WHERE e.id = ANY(ARRAY(SELECT id FROM next))
     RETURNING e.*
 ), claim_recorded AS (
     INSERT INTO event_attempts (event_id, attempt, worker_id, lease_id, started_at)
