@@ -61,9 +61,7 @@ def test_notify_wakes_an_idle_pool_for_a_plain_insert(db, config, database_url, 
     pool = WorkerPool(2, db, handle, config=config)
     pools.append(pool)
     pool.start()
-    wait_until(
-        lambda: pool._listener is not None and pool._listener.connected.is_set(), what="LISTEN"
-    )
+    wait_until(lambda: pool.listening, what="LISTEN")
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO events (event_type, payload) VALUES ('psql', '{}')")
     assert arrived.wait(10), "an idle worker was not woken by NOTIFY"

@@ -1,0 +1,319 @@
+"""The worker pool's asynchronous core: round trips, handlers, leases, shutdown.
+
+One loop makes every round trip to the database: in one statement it completes the
+events whose handlers returned and claims as many new ones as there are free slots. Up
+to MAX_ROUND_TRIPS run at once, so the database works on one while the results of the
+other are handed out; completions that arrive meanwhile ride along with the next one
+(group commit). A slot is freed the moment its handler returns, so at most `size`
+handlers ever run, and an event's lease is renewed until its completion is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+import structlog
+
+from heron.config import Config
+from heron.database.models import Event
+from heron.errors import PermanentError, first_line
+from heron.queue.backoff import reconnect_delays
+from heron.queue.listener import NotifyListener
+from heron.queue.store import QueueStore
+
+log = structlog.get_logger(__name__)
+
+ProcessFunc = Callable[[Event], Any] | Callable[[Event], Awaitable[Any]]
+DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
+MAX_ROUND_TRIPS = 2
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    """Counters since start (read from other threads; plain ints are safe to read)."""
+
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost_leases: int = 0
+    released: int = 0
+    claimed: int = 0
+
+
+def is_async_callable(func: object) -> bool:
+    """True for coroutine functions and objects whose __call__ is one."""
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+class PoolRunner:
+    """Runs `process_func` for claimed events on the current event loop until stopped."""
+
+    def __init__(
+        self,
+        size: int,
+        process_func: ProcessFunc,
+        store: QueueStore,
+        listener_conninfo: str,
+        config: Config,
+        worker_id: str,
+    ) -> None:
+        self.size = size
+        self.process_func = process_func
+        self.store = store
+        self.config = config
+        self.worker_id = worker_id
+        self.stats = RunnerStats()
+        self.listener = NotifyListener(listener_conninfo, self._on_notify)
+        self.in_flight: dict[int, tuple[Event, asyncio.Task[None]]] = {}
+        self._executor = (
+            None if is_async_callable(process_func) else ThreadPoolExecutor(size, "heron-worker")
+        )
+        self._acks: list[tuple[Event, asyncio.Future[bool]]] = []
+        self._kick = asyncio.Event()
+        self._notified = False
+        self._claiming = True
+        self._may_have_more = True
+        self._busy = 0  # handlers running: the slots in use
+        self._reserved = 0  # slots promised to claims in flight
+        self._trips: set[asyncio.Task[None]] = set()
+        self._delays = reconnect_delays()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then shut down gracefully."""
+        background = [
+            asyncio.create_task(self.listener.run(), name="heron-listener"),
+            asyncio.create_task(self._heartbeat_loop(), name="heron-heartbeat"),
+            asyncio.create_task(self._rescue_loop(), name="heron-rescuer"),
+        ]
+        cycle = asyncio.create_task(self._cycle_loop(), name="heron-cycle")
+        try:
+            await stop.wait()
+        finally:
+            self._claiming = False  # the cycle goes on completing while in-flight events end
+            self._kick.set()
+            await self._drain()
+            for task in [cycle, *background]:
+                task.cancel()
+            await asyncio.gather(cycle, *background, return_exceptions=True)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _on_notify(self) -> None:
+        self._notified = True
+        self._kick.set()
+
+    # -- round trips ------------------------------------------------------------------------
+
+    async def _cycle_loop(self) -> None:
+        """Start a round trip whenever there is something to complete or room to claim."""
+        poll = self.config.heron_poll_interval
+        while True:
+            free = self.size - self._busy - self._reserved if self._claiming else 0
+            can_start = len(self._trips) < MAX_ROUND_TRIPS
+            wants_claim = self._may_have_more and free > 0
+            if can_start and (self._acks or wants_claim):
+                self._start_round_trip(min(free, self.config.heron_claim_batch_size))
+                continue
+            self._kick.clear()
+            if self._notified:
+                self._notified = False
+                self._may_have_more = True
+                continue
+            # Wait for a completion, a freed slot, a NOTIFY, or (when idle) the poll.
+            timeout = poll if can_start and free > 0 else None
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands together with the wake-up, and the loop would never stop.
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._kick.wait()
+            except TimeoutError:
+                self._may_have_more = True
+
+    def _start_round_trip(self, limit: int) -> None:
+        acks, self._acks = self._acks, []
+        self._notified = False
+        self._reserved += limit
+        trip = asyncio.create_task(self._round_trip(acks, limit))
+        self._trips.add(trip)
+        trip.add_done_callback(self._trips.discard)
+
+    async def _round_trip(self, acks: list[tuple[Event, asyncio.Future[bool]]], limit: int) -> None:
+        try:
+            try:
+                done, events = await self.store.complete_and_claim(
+                    [event for event, _ in acks], self.worker_id, limit
+                )
+            except DB_ERRORS as error:
+                self._acks = acks + self._acks  # nothing was written: try them again
+                delay = next(self._delays)
+                log.warning(
+                    "queue round trip failed; database unavailable?",
+                    error=first_line(error),
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)  # holds this trip's place, so retries are paced
+                return
+            self._delays = reconnect_delays()
+            for event, future in acks:
+                if not future.done():
+                    future.set_result(event.id in done)
+            if not self._claiming and events:
+                await self._release(events, "claimed while stopping")
+                return
+            self.stats.claimed += len(events)
+            for event in events:
+                self._busy += 1
+                task = asyncio.create_task(self._run_event(event))
+                self.in_flight[event.id] = (event, task)
+            self._may_have_more = limit > 0 and len(events) == limit
+        finally:
+            self._reserved -= limit
+            self._kick.set()
+
+    # -- one event --------------------------------------------------------------------------
+
+    async def _run_event(self, event: Event) -> None:
+        bound = log.bind(event_id=event.id, event_type=event.event_type, worker_id=self.worker_id)
+        slot_held = True
+
+        def free_slot() -> None:
+            nonlocal slot_held
+            if slot_held:
+                slot_held = False
+                self._busy -= 1
+                self._kick.set()
+
+        try:
+            try:
+                await self._call_handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                free_slot()
+                await self._record_failure(event, bound, error)
+            else:
+                free_slot()
+                if await self._ack(event):
+                    self.stats.completed += 1
+                else:
+                    self._lease_lost(bound, event, "completion")
+        finally:
+            free_slot()
+            self.in_flight.pop(event.id, None)
+
+    async def _call_handler(self, event: Event) -> None:
+        if self._executor is None:
+            await self.process_func(event)
+            return
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor, self.process_func, event)
+        if inspect.isawaitable(result):  # a sync wrapper around async work
+            await result
+
+    async def _ack(self, event: Event) -> bool:
+        """Queue a completion for the next round trip and wait until it is durable."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._acks.append((event, future))
+        self._kick.set()
+        return await future
+
+    async def _record_failure(self, event: Event, bound: Any, error: Exception) -> None:
+        permanent = isinstance(error, PermanentError)
+        message = f"{type(error).__name__}: {error}"
+        if not await self._with_db_retry(self.store.fail, event, message, permanent):
+            self._lease_lost(bound, event, "failure")
+        elif permanent or event.retry_count >= self.config.max_retry_count:
+            self.stats.failed += 1
+            bound.error("event failed for good", error=message, retries=event.retry_count)
+        else:
+            self.stats.retried += 1
+            bound.warning("event failed; will retry", error=message, retry=event.retry_count + 1)
+
+    def _lease_lost(self, bound: Any, event: Event, what: str) -> None:
+        self.stats.lost_leases += 1
+        bound.warning(f"lease lost: {what} ignored", lease_id=str(event.lease_id))
+
+    async def _with_db_retry(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a write until the database takes it: an outage must not lose a failure.
+
+        If the lease runs out meanwhile, the fenced write changes nothing and says so.
+        """
+        delays = reconnect_delays()
+        while True:
+            try:
+                return await operation(*args)
+            except DB_ERRORS as error:
+                delay = next(delays)
+                log.warning(
+                    "queue write failed; retrying", error=first_line(error), retry_in_s=delay
+                )
+                await asyncio.sleep(delay)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Renew the leases of held events so a long handler is never run twice."""
+        interval = max(0.05, self.config.event_visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(interval)
+            held = [event for event, _ in self.in_flight.values()]
+            if not held:
+                continue
+            try:
+                renewed = await self.store.heartbeat(held)
+            except DB_ERRORS as error:
+                log.warning("heartbeat failed", error=first_line(error))
+                continue
+            for event in held:
+                if event.id not in renewed and event.id in self.in_flight:
+                    log.warning("lease lost while running", event_id=event.id)
+
+    async def _rescue_loop(self) -> None:
+        """Return events whose holder died (lease expired) to the queue; any pool may."""
+        while True:
+            try:
+                rescued = await self.store.rescue_expired()
+            except DB_ERRORS as error:
+                log.warning("lease rescue failed", error=first_line(error))
+            else:
+                if rescued:
+                    log.warning("expired leases rescued", count=rescued)
+            await asyncio.sleep(self.config.heron_rescue_interval)
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Give held events the grace period, then cancel them and release their leases."""
+        if self.in_flight:
+            tasks = [task for _, task in self.in_flight.values()]
+            log.info("waiting for in-flight events", count=len(tasks))
+            await asyncio.wait(tasks, timeout=self.config.heron_shutdown_grace_seconds)
+        left = list(self.in_flight.values())
+        for _, task in left:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in left), return_exceptions=True)
+        if self._trips:  # a claim in flight releases what it brings back
+            await asyncio.wait(list(self._trips), timeout=10)
+        if left:
+            await self._release([event for event, _ in left], "released at shutdown")
+
+    async def _release(self, events: list[Event], why: str) -> None:
+        try:
+            async with asyncio.timeout(10):
+                released = await self.store.release(events)
+        except (*DB_ERRORS, TimeoutError) as error:
+            log.warning("could not release events; their leases will expire", error=str(error))
+            return
+        self.stats.released += len(released)
+        if released:
+            log.warning(why, ids=sorted(released))
