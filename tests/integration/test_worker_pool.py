@@ -230,3 +230,29 @@ def test_async_callable_objects_are_awaited(db, config, pools):
     enqueue_many(db, config, 1)
     assert seen.wait(10)
     wait_until(lambda: stats(db, config)["failed"] == 1, what="the handler's error to count")
+
+
+def test_stop_under_load_leaves_nothing_held(db, config, pools):
+    """Fast handlers make the pool claim ahead; stopping gives every unstarted event back."""
+    handled = threading.Event()
+    count = 0
+
+    async def fast(event):
+        nonlocal count
+        count += 1
+        if count == 300:
+            handled.set()
+
+    pool = WorkerPool(2, db, fast, config=config)
+    pools.append(pool)
+    with db.session() as s:
+        from sqlalchemy import text
+
+        s.execute(text("INSERT INTO events (event_type) SELECT 'x' FROM generate_series(1, 5000)"))
+    pool.start()
+    assert handled.wait(30)
+    pool.stop()
+    after = stats(db, config)
+    assert after["processing"] == 0
+    assert after["completed"] + after["pending"] == 5000
+    assert after["completed"] == pool.get_stats()["completed"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +35,11 @@ log = structlog.get_logger(__name__)
 ProcessFunc = Callable[[Event], Any] | Callable[[Event], Awaitable[Any]]
 DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
 MAX_ROUND_TRIPS = 2
+# Prefetched events wait in this process for a free slot; keep that wait, on average,
+# under this many seconds. With fast handlers a pool then claims ahead and drains many
+# events per round trip; with slow ones (model calls) it never holds an event another
+# process could be running.
+PREFETCH_WAIT_BUDGET = 0.005
 T = TypeVar("T")
 
 
@@ -84,7 +91,10 @@ class PoolRunner:
         self._claiming = True
         self._may_have_more = True
         self._busy = 0  # handlers running: the slots in use
-        self._reserved = 0  # slots promised to claims in flight
+        self._reserved = 0  # room promised to claims in flight
+        self._prefetch_cap = config.heron_prefetch
+        self._handler_seconds: float | None = None  # moving average of handler durations
+        self._waiting: deque[Event] = deque()  # claimed (prefetched), not started yet
         self._trips: set[asyncio.Task[None]] = set()
         self._delays = reconnect_delays()
 
@@ -108,6 +118,22 @@ class PoolRunner:
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def _room(self) -> int:
+        """How many more events this pool may claim now: free slots plus prefetch room."""
+        held = self._busy + len(self._waiting) + self._reserved
+        return self.size + self._prefetch_room() - held
+
+    def _prefetch_room(self) -> int:
+        """Events to claim ahead: as many as the slots get through within the wait budget."""
+        seconds = self._handler_seconds
+        if seconds is None or self._prefetch_cap == 0:
+            return 0
+        return min(self._prefetch_cap, int(PREFETCH_WAIT_BUDGET * self.size / max(seconds, 1e-6)))
+
+    def _observe_handler(self, seconds: float) -> None:
+        previous = self._handler_seconds
+        self._handler_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
     def _on_notify(self) -> None:
         self._notified = True
         self._kick.set()
@@ -118,7 +144,7 @@ class PoolRunner:
         """Start a round trip whenever there is something to complete or room to claim."""
         poll = self.config.heron_poll_interval
         while True:
-            free = self.size - self._busy - self._reserved if self._claiming else 0
+            free = self._room() if self._claiming else 0
             can_start = len(self._trips) < MAX_ROUND_TRIPS
             wants_claim = self._may_have_more and free > 0
             if can_start and (self._acks or wants_claim):
@@ -171,16 +197,22 @@ class PoolRunner:
                 await self._release(events, "claimed while stopping")
                 return
             self.stats.claimed += len(events)
-            for event in events:
-                self._busy += 1
-                task = asyncio.create_task(self._run_event(event))
-                self.in_flight[event.id] = (event, task)
+            self._waiting.extend(events)
+            self._start_waiting()
             self._may_have_more = limit > 0 and len(events) == limit
         finally:
             self._reserved -= limit
             self._kick.set()
 
     # -- one event --------------------------------------------------------------------------
+
+    def _start_waiting(self) -> None:
+        """Give free slots to claimed events, oldest first."""
+        while self._waiting and self._busy < self.size and self._claiming:
+            event = self._waiting.popleft()
+            self._busy += 1
+            task = asyncio.create_task(self._run_event(event))
+            self.in_flight[event.id] = (event, task)
 
     async def _run_event(self, event: Event) -> None:
         bound = log.bind(event_id=event.id, event_type=event.event_type, worker_id=self.worker_id)
@@ -190,9 +222,12 @@ class PoolRunner:
             nonlocal slot_held
             if slot_held:
                 slot_held = False
+                self._observe_handler(time.perf_counter() - started)
                 self._busy -= 1
+                self._start_waiting()
                 self._kick.set()
 
+        started = time.perf_counter()
         try:
             try:
                 await self._call_handler(event)
@@ -266,7 +301,7 @@ class PoolRunner:
         interval = max(0.05, self.config.event_visibility_timeout / 3)
         while True:
             await asyncio.sleep(interval)
-            held = [event for event, _ in self.in_flight.values()]
+            held = [event for event, _ in self.in_flight.values()] + list(self._waiting)
             if not held:
                 continue
             try:
@@ -293,7 +328,10 @@ class PoolRunner:
     # -- shutdown ---------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        """Give held events the grace period, then cancel them and release their leases."""
+        """Give running events the grace period, then cancel them and release their leases."""
+        if self._waiting:  # prefetched, never started: give them back at once
+            waiting, self._waiting = list(self._waiting), deque()
+            await self._release(waiting, "released prefetched events")
         if self.in_flight:
             tasks = [task for _, task in self.in_flight.values()]
             log.info("waiting for in-flight events", count=len(tasks))
