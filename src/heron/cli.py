@@ -246,9 +246,13 @@ def events_show(event_id: int) -> None:
             str(a.attempt),
             a.worker_id,
             str(a.started_at),
-            str(a.finished_at or ""),
-            a.outcome or "running",
+            str(a.finished_at),
+            a.outcome,
             (a.error or "")[:80],
+        )
+    if event.status == EventStatus.PROCESSING:
+        table.add_row(
+            str(event.attempts), event.claimed_by or "", str(event.claimed_at), "", "running", ""
         )
     out.print(table)
 

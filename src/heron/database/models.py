@@ -58,7 +58,7 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One claim of an event and how it ended (outcome None while it runs)."""
+    """One finished attempt of an event: who ran it, when, and how it ended."""
 
     id: int
     event_id: int
@@ -66,8 +66,8 @@ class Attempt:
     worker_id: str
     lease_id: UUID
     started_at: datetime
-    finished_at: datetime | None
-    outcome: str | None
+    finished_at: datetime
+    outcome: str
     error: str | None
 
     @classmethod

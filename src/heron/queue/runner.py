@@ -87,7 +87,8 @@ class PoolRunner:
         )
         self._acks: list[tuple[Event, asyncio.Future[bool]]] = []
         self._kick = asyncio.Event()
-        self._notified = False
+        self._wakes = 0  # NOTIFYs received
+        self._wakes_seen = 0
         self._claiming = True
         self._may_have_more = True
         self._busy = 0  # handlers running: the slots in use
@@ -135,7 +136,7 @@ class PoolRunner:
         self._handler_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def _on_notify(self) -> None:
-        self._notified = True
+        self._wakes += 1
         self._kick.set()
 
     # -- round trips ------------------------------------------------------------------------
@@ -144,16 +145,17 @@ class PoolRunner:
         """Start a round trip whenever there is something to complete or room to claim."""
         poll = self.config.heron_poll_interval
         while True:
+            if self._wakes != self._wakes_seen:  # something new may be claimable
+                self._wakes_seen = self._wakes
+                self._may_have_more = True
             free = self._room() if self._claiming else 0
             can_start = len(self._trips) < MAX_ROUND_TRIPS
             wants_claim = self._may_have_more and free > 0
             if can_start and (self._acks or wants_claim):
-                self._start_round_trip(min(free, self.config.heron_claim_batch_size))
+                self._start_round_trip(max(0, min(free, self.config.heron_claim_batch_size)))
                 continue
             self._kick.clear()
-            if self._notified:
-                self._notified = False
-                self._may_have_more = True
+            if self._wakes != self._wakes_seen:
                 continue
             # Wait for a completion, a freed slot, a NOTIFY, or (when idle) the poll.
             timeout = poll if can_start and free > 0 else None
@@ -167,27 +169,36 @@ class PoolRunner:
 
     def _start_round_trip(self, limit: int) -> None:
         acks, self._acks = self._acks, []
-        self._notified = False
         self._reserved += limit
-        trip = asyncio.create_task(self._round_trip(acks, limit))
+        trip = asyncio.create_task(self._round_trip(acks, limit, self._wakes))
         self._trips.add(trip)
         trip.add_done_callback(self._trips.discard)
 
-    async def _round_trip(self, acks: list[tuple[Event, asyncio.Future[bool]]], limit: int) -> None:
+    async def _round_trip(
+        self, acks: list[tuple[Event, asyncio.Future[bool]]], limit: int, wakes: int
+    ) -> None:
+        """`wakes` is the NOTIFY count when the trip started: a claim that came back short
+        proves the queue empty only if no NOTIFY arrived since."""
         try:
             try:
                 done, events = await self.store.complete_and_claim(
                     [event for event, _ in acks], self.worker_id, limit
                 )
-            except DB_ERRORS as error:
-                self._acks = acks + self._acks  # nothing was written: try them again
+            except Exception as error:
+                # Nothing was written (or, if the reply alone was lost, the completions
+                # are fenced the second time): try them again, paced. This trip keeps its
+                # place while it waits, so retries never pile up.
+                self._acks = acks + self._acks
                 delay = next(self._delays)
-                log.warning(
-                    "queue round trip failed; database unavailable?",
-                    error=first_line(error),
-                    retry_in_s=round(delay, 2),
-                )
-                await asyncio.sleep(delay)  # holds this trip's place, so retries are paced
+                if isinstance(error, DB_ERRORS):
+                    log.warning(
+                        "queue round trip failed; database unavailable?",
+                        error=first_line(error),
+                        retry_in_s=round(delay, 2),
+                    )
+                else:
+                    log.exception("queue round trip failed", retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
                 return
             self._delays = reconnect_delays()
             for event, future in acks:
@@ -199,7 +210,10 @@ class PoolRunner:
             self.stats.claimed += len(events)
             self._waiting.extend(events)
             self._start_waiting()
-            self._may_have_more = limit > 0 and len(events) == limit
+            if limit > 0 and len(events) == limit:
+                self._may_have_more = True
+            elif limit > 0 and self._wakes == wakes:  # a claim-free trip proves nothing
+                self._may_have_more = False
         finally:
             self._reserved -= limit
             self._kick.set()

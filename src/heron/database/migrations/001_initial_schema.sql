@@ -26,27 +26,29 @@ CREATE TABLE IF NOT EXISTS events (
         CHECK (status IN ('pending', 'processing', 'completed', 'failed'))
 );
 
-CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe_key_uidx ON events (dedupe_key);
+-- Partial: most events have no key, and an index entry per row version would be pure cost.
+CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe_key_uidx
+    ON events (dedupe_key) WHERE dedupe_key IS NOT NULL;
 -- The claim reads only this index: visible pending events, oldest first.
 CREATE INDEX IF NOT EXISTS events_pending_idx ON events (run_after, id) WHERE status = 'pending';
 -- The rescuer reads only this one: leases that may have expired.
 CREATE INDEX IF NOT EXISTS events_processing_idx
     ON events (visibility_timeout) WHERE status = 'processing';
 
--- One row per attempt: who ran it, when, and how it ended.
+-- One row per finished attempt, written by the statement that ends it: who ran it, when,
+-- and how it ended. A running attempt shows in its event's row (claimed_by, claimed_at).
 CREATE TABLE IF NOT EXISTS event_attempts (
     id           BIGSERIAL PRIMARY KEY,
     event_id     BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     attempt      INTEGER NOT NULL,
     worker_id    VARCHAR(255) NOT NULL,
     lease_id     UUID NOT NULL,
-    started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    finished_at  TIMESTAMPTZ,
-    outcome      VARCHAR(20),
+    started_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    outcome      VARCHAR(20) NOT NULL,
     error        TEXT,
     CONSTRAINT event_attempts_outcome_check
-        CHECK (outcome IS NULL OR outcome IN
-               ('completed', 'retry', 'failed', 'lease_expired', 'released'))
+        CHECK (outcome IN ('completed', 'retry', 'failed', 'lease_expired', 'released'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS event_attempts_event_attempt_uidx
     ON event_attempts (event_id, attempt);

@@ -1,13 +1,15 @@
 -- Named queries of the event queue, in psycopg's %(name)s style.
 -- Every write to a claimed event is fenced: it must name the holder's lease_id and the
 -- lease must still be running (visibility_timeout >= now()), or it changes nothing.
+-- An attempt is written to event_attempts once, when it ends, by the statement that ends
+-- it; while it runs, the event's own row (claimed_by, claimed_at, lease_id) shows it.
 
 -- name: enqueue
 WITH inserted AS (
     INSERT INTO events (event_type, payload, dedupe_key, run_after)
     VALUES (%(event_type)s, %(payload)s, %(dedupe_key)s,
             now() + make_interval(secs => %(delay_seconds)s))
-    ON CONFLICT (dedupe_key) DO NOTHING
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
     RETURNING *
 )
 SELECT *, true AS created FROM inserted;
@@ -31,12 +33,11 @@ WITH held AS (
     FROM held
     WHERE e.id = held.id AND e.lease_id = held.lease_id
       AND e.status = 'processing' AND e.visibility_timeout >= now()
-    RETURNING e.id, e.attempts
+    RETURNING e.id, e.attempts, e.claimed_by, e.lease_id, e.claimed_at
 ), done_recorded AS (
-    UPDATE event_attempts AS a
-    SET finished_at = now(), outcome = 'completed'
-    FROM done
-    WHERE a.event_id = done.id AND a.attempt = done.attempts
+    INSERT INTO event_attempts
+        (event_id, attempt, worker_id, lease_id, started_at, finished_at, outcome)
+    SELECT id, attempts, claimed_by, lease_id, claimed_at, now(), 'completed' FROM done
 ), next AS (
     SELECT id FROM events
     WHERE status = 'pending' AND run_after <= now()
@@ -56,9 +57,6 @@ WITH held AS (
     -- would hash-join `next` against a full scan of events.
     WHERE e.id = ANY(ARRAY(SELECT id FROM next))
     RETURNING e.*
-), claim_recorded AS (
-    INSERT INTO event_attempts (event_id, attempt, worker_id, lease_id, started_at)
-    SELECT id, attempts, claimed_by, lease_id, claimed_at FROM claimed
 )
 SELECT claimed.*, d.completed_ids
 FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) AS d
@@ -76,12 +74,12 @@ WITH done AS (
         updated_at = now()
     WHERE id = %(id)s AND lease_id = %(lease_id)s
       AND status = 'processing' AND visibility_timeout >= now()
-    RETURNING id, attempts
+    RETURNING id, attempts, claimed_by, lease_id, claimed_at
 ), recorded AS (
-    UPDATE event_attempts AS a
-    SET finished_at = now(), outcome = %(outcome)s, error = %(error)s
+    INSERT INTO event_attempts
+        (event_id, attempt, worker_id, lease_id, started_at, finished_at, outcome, error)
+    SELECT id, attempts, claimed_by, lease_id, claimed_at, now(), %(outcome)s, %(error)s
     FROM done
-    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
@@ -101,12 +99,13 @@ WITH held AS (
     SET status = 'pending', run_after = now(), visibility_timeout = NULL, updated_at = now()
     FROM held
     WHERE e.id = held.id AND e.lease_id = held.lease_id AND e.status = 'processing'
-    RETURNING e.id, e.attempts
+    RETURNING e.id, e.attempts, e.claimed_by, e.lease_id, e.claimed_at
 ), recorded AS (
-    UPDATE event_attempts AS a
-    SET finished_at = now(), outcome = 'released', error = 'released at shutdown'
+    INSERT INTO event_attempts
+        (event_id, attempt, worker_id, lease_id, started_at, finished_at, outcome, error)
+    SELECT id, attempts, claimed_by, lease_id, claimed_at, now(), 'released',
+           'released at shutdown'
     FROM done
-    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
@@ -128,12 +127,12 @@ WITH done AS (
         updated_at = now()
     WHERE id = %(id)s AND lease_id = %(lease_id)s
       AND status = 'processing' AND visibility_timeout < now()
-    RETURNING id, attempts
+    RETURNING id, attempts, claimed_by, lease_id, claimed_at
 ), recorded AS (
-    UPDATE event_attempts AS a
-    SET finished_at = now(), outcome = %(outcome)s, error = %(error)s
+    INSERT INTO event_attempts
+        (event_id, attempt, worker_id, lease_id, started_at, finished_at, outcome, error)
+    SELECT id, attempts, claimed_by, lease_id, claimed_at, now(), %(outcome)s, %(error)s
     FROM done
-    WHERE a.event_id = done.id AND a.attempt = done.attempts
 )
 SELECT id FROM done;
 
