@@ -57,12 +57,12 @@ class Config(BaseSettings):
         default=5.0, gt=0, description="How often expired leases are looked for, seconds"
     )
     heron_prefetch: int = Field(
-        default=20,
+        default=50,
         ge=0,
         le=1000,
         description="Most events a pool claims beyond its free slots (fast handlers only)",
     )
-    heron_claim_batch_size: int = Field(default=20, ge=1, le=1000)
+    heron_claim_batch_size: int = Field(default=50, ge=1, le=1000)
     heron_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     heron_db_pool_size: int = Field(default=10, ge=1)
     heron_db_max_overflow: int = Field(default=20, ge=0)

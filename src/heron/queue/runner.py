@@ -1,11 +1,12 @@
 """The worker pool's asynchronous core: round trips, handlers, leases, shutdown.
 
 One loop makes every round trip to the database: in one statement it completes the
-events whose handlers returned and claims as many new ones as there are free slots. Up
-to MAX_ROUND_TRIPS run at once, so the database works on one while the results of the
-other are handed out; completions that arrive meanwhile ride along with the next one
-(group commit). A slot is freed the moment its handler returns, so at most `size`
-handlers ever run, and an event's lease is renewed until its completion is durable.
+events whose handlers returned and claims as many new ones as there is room for. Up to
+MAX_ROUND_TRIPS run at once, each on its own connection, so a slow commit (a busy disk)
+holds back only its own events and the server can flush several at once; completions
+that arrive meanwhile ride along with the next one (group commit). A slot is freed the
+moment its handler returns, so at most `size` handlers ever run, and an event's lease
+is renewed until its completion is durable.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 ProcessFunc = Callable[[Event], Any] | Callable[[Event], Awaitable[Any]]
 DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
-MAX_ROUND_TRIPS = 2
+MAX_ROUND_TRIPS = 4
 # Prefetched events wait in this process for a free slot; keep that wait, on average,
 # under this many seconds. With fast handlers a pool then claims ahead and drains many
 # events per round trip; with slow ones (model calls) it never holds an event another
@@ -357,9 +358,12 @@ class PoolRunner:
         if self._trips:  # a claim in flight releases what it brings back
             await asyncio.wait(list(self._trips), timeout=10)
         if left:
-            await self._release([event for event, _ in left], "released at shutdown")
+            events = [event for event, _ in left]
+            await self._release(events, "released unfinished events", expected=False)
 
-    async def _release(self, events: list[Event], why: str) -> None:
+    async def _release(self, events: list[Event], why: str, *, expected: bool = True) -> None:
+        """Give held events back; `expected` (prefetched, or claimed while stopping) logs
+        at info, events cut off by the grace period at warning."""
         try:
             async with asyncio.timeout(10):
                 released = await self.store.release(events)
@@ -368,4 +372,4 @@ class PoolRunner:
             return
         self.stats.released += len(released)
         if released:
-            log.warning(why, ids=sorted(released))
+            (log.info if expected else log.warning)(why, ids=sorted(released))

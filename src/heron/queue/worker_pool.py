@@ -22,7 +22,7 @@ import structlog
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
 from heron.queue.retry import RetryPolicy
-from heron.queue.runner import PoolRunner, ProcessFunc, RunnerStats
+from heron.queue.runner import MAX_ROUND_TRIPS, PoolRunner, ProcessFunc, RunnerStats
 from heron.queue.store import QueueStore, open_pool
 
 log = structlog.get_logger(__name__)
@@ -172,7 +172,8 @@ class WorkerPool:
             self._db = DatabaseConnection()
         conninfo = self._db.conninfo
         policy = RetryPolicy(self.config.max_retry_count, self.config.retry_backoff_base_seconds)
-        pool = open_pool(conninfo, max_size=min(self.size, 8) + 3)
+        # round trips + failure writes + heartbeat and rescuer
+        pool = open_pool(conninfo, max_size=MAX_ROUND_TRIPS + min(self.size, 8) + 2)
         await pool.open(wait=False)
         store = QueueStore(pool, policy, self.config.event_visibility_timeout)
         self._runner = PoolRunner(

@@ -31,9 +31,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe_key_uidx
     ON events (dedupe_key) WHERE dedupe_key IS NOT NULL;
 -- The claim reads only this index: visible pending events, oldest first.
 CREATE INDEX IF NOT EXISTS events_pending_idx ON events (run_after, id) WHERE status = 'pending';
--- The rescuer reads only this one: leases that may have expired.
-CREATE INDEX IF NOT EXISTS events_processing_idx
-    ON events (visibility_timeout) WHERE status = 'processing';
+-- The rescuer reads only this one: the events held right now. It is on id, not on the
+-- lease deadline: a deadline index invites the planner to answer the fenced writes'
+-- `visibility_timeout >= now()` by walking every lease granted in the last few minutes
+-- (dead entries included) instead of looking the held ids up.
+CREATE INDEX IF NOT EXISTS events_processing_idx ON events (id) WHERE status = 'processing';
 
 -- One row per finished attempt, written by the statement that ends it: who ran it, when,
 -- and how it ended. A running attempt shows in its event's row (claimed_by, claimed_at).

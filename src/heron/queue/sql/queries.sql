@@ -1,4 +1,6 @@
 -- Named queries of the event queue, in psycopg's %(name)s style.
+-- Held events are always looked up by `e.id = ANY(%(ids)s)`, so that even a generic
+-- plan finds them by id and never walks an index of recent leases.
 -- Every write to a claimed event is fenced: it must name the holder's lease_id and the
 -- lease must still be running (visibility_timeout >= now()), or it changes nothing.
 -- An attempt is written to event_attempts once, when it ends, by the statement that ends
@@ -31,7 +33,7 @@ WITH held AS (
     UPDATE events AS e
     SET status = 'completed', completed_at = now(), updated_at = now(), visibility_timeout = NULL
     FROM held
-    WHERE e.id = held.id AND e.lease_id = held.lease_id
+    WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = held.id AND e.lease_id = held.lease_id
       AND e.status = 'processing' AND e.visibility_timeout >= now()
     RETURNING e.id, e.attempts, e.claimed_by, e.lease_id, e.claimed_at
 ), done_recorded AS (
@@ -87,7 +89,7 @@ SELECT id FROM done;
 UPDATE events AS e
 SET visibility_timeout = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
 FROM unnest(%(ids)s::bigint[], %(lease_ids)s::uuid[]) AS h(id, lease_id)
-WHERE e.id = h.id AND e.lease_id = h.lease_id
+WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = h.id AND e.lease_id = h.lease_id
   AND e.status = 'processing' AND e.visibility_timeout >= now()
 RETURNING e.id;
 
@@ -98,7 +100,7 @@ WITH held AS (
     UPDATE events AS e
     SET status = 'pending', run_after = now(), visibility_timeout = NULL, updated_at = now()
     FROM held
-    WHERE e.id = held.id AND e.lease_id = held.lease_id AND e.status = 'processing'
+    WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = held.id AND e.lease_id = held.lease_id AND e.status = 'processing'
     RETURNING e.id, e.attempts, e.claimed_by, e.lease_id, e.claimed_at
 ), recorded AS (
     INSERT INTO event_attempts
