@@ -153,7 +153,9 @@ class PoolRunner:
             can_start = len(self._trips) < MAX_ROUND_TRIPS
             wants_claim = self._may_have_more and free > 0
             if can_start and (self._acks or wants_claim):
-                self._start_round_trip(max(0, min(free, self.config.heron_claim_batch_size)))
+                # Claim only when something may be claimable: an idle queue costs nothing.
+                limit = min(free, self.config.heron_claim_batch_size) if wants_claim else 0
+                self._start_round_trip(limit)
                 continue
             self._kick.clear()
             if self._wakes != self._wakes_seen:
