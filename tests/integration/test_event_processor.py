@@ -274,7 +274,7 @@ def test_hot_path_never_scans_the_whole_events_table(database_url):
             pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16")
         conn.execute("INSERT INTO events (event_type) SELECT 'x' FROM generate_series(1, 5000)")
         conn.execute("ANALYZE events")
-        for name in ("complete_and_claim", "heartbeat", "release", "fail", "expire_lease"):
+        for name in ("complete_and_claim", "heartbeat", "release", "end_attempt"):
             body = _numbered_placeholders(queries.query(name))
             rows = conn.execute(b"EXPLAIN (GENERIC_PLAN) " + body.encode()).fetchall()
             plan = "\n".join(row[0] for row in rows)

@@ -23,7 +23,7 @@ def test_every_named_query_loads_and_uses_only_named_parameters():
 
 
 def test_every_write_to_a_claimed_event_is_fenced_by_its_lease():
-    for name in ("complete_and_claim", "fail", "heartbeat", "release", "expire_lease"):
+    for name in ("complete_and_claim", "end_attempt", "heartbeat", "release"):
         assert "lease_id" in queries.query(name), name
 
 

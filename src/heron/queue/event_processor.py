@@ -84,7 +84,7 @@ class EventProcessor:
         params = queries.decision_params(
             event.id, event.lease_id, decision, truncate_error(error_message)
         )
-        done = self._run("fail", params)
+        done = self._run("end_attempt", params)
         if not done:
             log.warning("lease lost: failure ignored", event_id=event.id, worker_id=self.worker_id)
         return bool(done)
@@ -108,8 +108,9 @@ class EventProcessor:
                 row["lease_id"],
                 decision,
                 f"lease expired (held by {row['claimed_by']})",
+                lease_expired=True,
             )
-            rescued += len(conn.exec_driver_sql(queries.query("expire_lease"), params).all())
+            rescued += len(conn.exec_driver_sql(queries.query("end_attempt"), params).all())
         self.session.commit()
         return rescued
 

@@ -67,9 +67,16 @@ def held_params(events: list[Event]) -> dict[str, Any]:
 
 
 def decision_params(
-    event_id: int, lease_id: UUID | None, decision: RetryDecision, error: str
+    event_id: int,
+    lease_id: UUID | None,
+    decision: RetryDecision,
+    error: str,
+    *,
+    lease_expired: bool = False,
 ) -> dict[str, Any]:
+    """Parameters of end_attempt: the holder's own failure, or the rescue of an expired lease."""
     return {
+        "lease_expired": lease_expired,
         "id": event_id,
         "lease_id": lease_id,
         "status": decision.status.value,

@@ -52,7 +52,7 @@ class QueueStore:
     async def fail(self, event: Event, error: str, permanent: bool = False) -> bool:
         decision = self.policy.after_failure(event.retry_count, permanent=permanent)
         params = queries.decision_params(event.id, event.lease_id, decision, truncate_error(error))
-        return bool(await self._rows("fail", params))
+        return bool(await self._rows("end_attempt", params))
 
     async def heartbeat(self, events: list[Event]) -> set[int]:
         """Renew the leases still held; returns their ids."""
@@ -71,8 +71,10 @@ class QueueStore:
             for row in await cursor.fetchall():
                 decision = self.policy.after_lease_expiry(row["retry_count"])
                 error = f"lease expired (held by {row['claimed_by']})"
-                params = queries.decision_params(row["id"], row["lease_id"], decision, error)
-                done = await conn.execute(queries.query("expire_lease"), params)
+                params = queries.decision_params(
+                    row["id"], row["lease_id"], decision, error, lease_expired=True
+                )
+                done = await conn.execute(queries.query("end_attempt"), params)
                 rescued += len(await done.fetchall())
         return rescued
 

@@ -65,7 +65,9 @@ FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) AS d
 LEFT JOIN claimed ON true
 ORDER BY claimed.run_after, claimed.id;
 
--- name: fail
+-- name: end_attempt
+-- A failure reported by the holder (lease_expired false: its lease must still run), or
+-- the rescue of a dead holder's event (lease_expired true: its lease must have run out).
 WITH done AS (
     UPDATE events
     SET status = %(status)s,
@@ -74,8 +76,8 @@ WITH done AS (
         run_after = now() + make_interval(secs => %(delay_seconds)s),
         visibility_timeout = NULL,
         updated_at = now()
-    WHERE id = %(id)s AND lease_id = %(lease_id)s
-      AND status = 'processing' AND visibility_timeout >= now()
+    WHERE id = %(id)s AND lease_id = %(lease_id)s AND status = 'processing'
+      AND (visibility_timeout < now()) = %(lease_expired)s
     RETURNING id, attempts, claimed_by, lease_id, claimed_at
 ), recorded AS (
     INSERT INTO event_attempts
@@ -100,7 +102,8 @@ WITH held AS (
     UPDATE events AS e
     SET status = 'pending', run_after = now(), visibility_timeout = NULL, updated_at = now()
     FROM held
-    WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = held.id AND e.lease_id = held.lease_id AND e.status = 'processing'
+    WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = held.id AND e.lease_id = held.lease_id
+      AND e.status = 'processing'
     RETURNING e.id, e.attempts, e.claimed_by, e.lease_id, e.claimed_at
 ), recorded AS (
     INSERT INTO event_attempts
@@ -117,26 +120,6 @@ WHERE status = 'processing' AND visibility_timeout < now()
 ORDER BY visibility_timeout
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
-
--- name: expire_lease
-WITH done AS (
-    UPDATE events
-    SET status = %(status)s,
-        retry_count = %(retry_count)s,
-        error_message = %(error)s,
-        run_after = now() + make_interval(secs => %(delay_seconds)s),
-        visibility_timeout = NULL,
-        updated_at = now()
-    WHERE id = %(id)s AND lease_id = %(lease_id)s
-      AND status = 'processing' AND visibility_timeout < now()
-    RETURNING id, attempts, claimed_by, lease_id, claimed_at
-), recorded AS (
-    INSERT INTO event_attempts
-        (event_id, attempt, worker_id, lease_id, started_at, finished_at, outcome, error)
-    SELECT id, attempts, claimed_by, lease_id, claimed_at, now(), %(outcome)s, %(error)s
-    FROM done
-)
-SELECT id FROM done;
 
 -- name: replay
 UPDATE events
