@@ -29,9 +29,7 @@ class EventProcessor:
         self.session = session
         self.worker_id = worker_id
         self.config = config or Config()
-        self.policy = RetryPolicy(
-            self.config.max_retry_count, self.config.retry_backoff_base_seconds
-        )
+        self.policy = RetryPolicy.from_config(self.config)
 
     def _run(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         result = self.session.connection().exec_driver_sql(queries.query(name), params or {})

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from heron.database.models import AttemptOutcome, EventStatus
+
+if TYPE_CHECKING:
+    from heron.config import Config
 
 MAX_ERROR_LENGTH = 8000
 
@@ -23,6 +27,11 @@ class RetryPolicy:
 
     max_retries: int = 3
     backoff_base_seconds: float = 10.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> RetryPolicy:
+        """MAX_RETRY_COUNT and RETRY_BACKOFF_BASE_SECONDS."""
+        return cls(config.max_retry_count, config.retry_backoff_base_seconds)
 
     def backoff(self, retry_number: int) -> float:
         """Seconds to wait before retry number `retry_number` (1-based)."""

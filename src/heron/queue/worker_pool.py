@@ -171,11 +171,12 @@ class WorkerPool:
         if self._db is None:
             self._db = DatabaseConnection()
         conninfo = self._db.conninfo
-        policy = RetryPolicy(self.config.max_retry_count, self.config.retry_backoff_base_seconds)
         # round trips + failure writes + heartbeat and rescuer
         pool = open_pool(conninfo, max_size=MAX_ROUND_TRIPS + min(self.size, 8) + 2)
         await pool.open(wait=False)
-        store = QueueStore(pool, policy, self.config.event_visibility_timeout)
+        store = QueueStore(
+            pool, RetryPolicy.from_config(self.config), self.config.event_visibility_timeout
+        )
         self._runner = PoolRunner(
             self.size, self.process_func, store, conninfo, self.config, self.worker_id
         )
