@@ -1,0 +1,1 @@
+"""Documentation search: chunk docs, embed the chunks, find the passages that answer a question."""
