@@ -1,0 +1,68 @@
+"""Embedding providers behind one small interface.
+
+Search code depends only on `Embedder`; the provider decides the dimension, and a change
+of provider (its `name`) means re-embedding. `HashingEmbedder` needs no model, no key and
+no network: a lexical baseline, and the deterministic provider the tests use. The local
+MiniLM (ONNX) and OpenAI providers come next (issue 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Protocol, runtime_checkable
+
+_TOKEN = re.compile(r"[\w]+", re.UNICODE)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors of `dimensions` floats."""
+
+    @property
+    def name(self) -> str:
+        """Identifies the model: stored with each vector, so a switch is noticed."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class HashingEmbedder:
+    """Feature hashing of words and word pairs into a fixed-size, L2-normalised vector.
+
+    Texts that share words point the same way; it knows no synonyms. Deterministic across
+    processes and machines (sha1, not Python's salted hash()).
+    """
+
+    def __init__(self, dimensions: int = 384) -> None:
+        if dimensions < 8:
+            raise ValueError(f"dimensions must be at least 8, not {dimensions}")
+        self._dimensions = dimensions
+
+    @property
+    def name(self) -> str:
+        return f"hashing-{self._dimensions}"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._embed_one(text) for text in texts]
+
+    def _embed_one(self, text: str) -> list[float]:
+        vector = [0.0] * self._dimensions
+        words = [w.lower() for w in _TOKEN.findall(text)]
+        features = words + [f"{a} {b}" for a, b in pairwise(words)]
+        for feature in features:
+            digest = hashlib.sha1(feature.encode(), usedforsecurity=False).digest()
+            index = int.from_bytes(digest[:4], "little") % self._dimensions
+            vector[index] += 1.0 if digest[4] & 1 else -1.0
+        norm = math.sqrt(sum(v * v for v in vector))
+        return [v / norm for v in vector] if norm else vector
