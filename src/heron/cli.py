@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -24,13 +24,18 @@ from heron.errors import HeronError, first_line
 from heron.log import configure_logging
 from heron.queue.event_processor import EventProcessor
 
+if TYPE_CHECKING:
+    from heron.docsearch.store import DocStore
+
 app = typer.Typer(help="Heron: a Slack-native AI assistant on PostgreSQL.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations, URL, status.", no_args_is_help=True)
 events_app = typer.Typer(help="Inspect and replay queued events.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+docs_app = typer.Typer(help="Documentation search: ingest and search.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(bench_app, name="bench")
+app.add_typer(docs_app, name="docs")
 
 out = Console()
 err = Console(stderr=True)
@@ -287,6 +292,57 @@ def events_enqueue(
     with processor(config) as p:
         event = p.enqueue(event_type, data, dedupe_key=dedupe_key)
     out.print(f"event {event.id} ({event.status})")
+
+
+def doc_store(config: Config) -> DocStore:
+    from heron.database.migrate import migrate
+    from heron.docsearch.embedding import HashingEmbedder
+    from heron.docsearch.store import DocStore
+
+    conninfo = psycopg_conninfo(resolve_database_url(config.database_url))
+    migrate(conninfo)
+    return DocStore(conninfo, HashingEmbedder())
+
+
+@docs_app.command("ingest")
+@one_line_errors
+def docs_ingest(path: Path) -> None:
+    """Ingest Markdown, HTML and text files under PATH (only what changed; drops what vanished)."""
+    from rich.progress import Progress
+
+    from heron.docsearch.ingest import ingest_path
+
+    config = load_config()
+    store = doc_store(config)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("ingesting", total=None)
+        totals = ingest_path(
+            store, path, lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    out.print(
+        f"{totals.documents} documents: {totals.added} chunks embedded, {totals.unchanged} "
+        f"unchanged, {totals.removed} removed; {totals.documents_removed} vanished documents "
+        f"dropped (embeddings: {store.embedder.name})",
+        highlight=False,
+    )
+
+
+@docs_app.command("search")
+@one_line_errors
+def docs_search(query: str, limit: Annotated[int, typer.Option(min=1, max=50)] = 5) -> None:
+    """The best documentation passages for QUERY (full text + vectors, fused by rank)."""
+    from heron.docsearch.store import context_path
+
+    config = load_config()
+    store = doc_store(config)
+    with store.connect() as conn:
+        hits = store.search(conn, query, limit)
+    if not hits:
+        out.print("no matching passages")
+    for hit in hits:
+        path = " > ".join(context_path(hit.title, hit.heading_path))
+        out.print(f"[bold]{path}[/bold]  ({hit.score:.4f})\n  {hit.link}", highlight=False)
+        out.print(f"  {hit.text[:240]}", highlight=False, markup=False)
 
 
 @bench_app.command("queue")

@@ -1,0 +1,272 @@
+"""Documentation chunks in PostgreSQL: full text everywhere, vectors where pgvector is.
+
+Ingest is incremental by content hash: re-ingesting a document embeds only the chunks
+that changed and removes the ones that vanished. Search is hybrid: a full-text ranking
+and a vector ranking (HNSW, cosine) fused by reciprocal rank fusion.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pgvector import Vector
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from heron.docsearch.chunking import Chunk, DocumentKind, chunk_document, diff_chunks, infer_kind
+from heron.docsearch.embedding import Embedder
+from heron.docsearch.ranking import reciprocal_rank_fusion
+from heron.errors import HeronError
+
+CANDIDATES = 50  # from each ranker, before fusion
+_SAFE_NAME = re.compile(r"[^a-z0-9]+")
+
+PGVECTOR_MISSING = (
+    "the PostgreSQL server has no pgvector extension, so docs search has no vector side: "
+    "install pgvector on the server (https://github.com/pgvector/pgvector; "
+    "Debian: apt install postgresql-NN-pgvector), or unset DATABASE_URL to use the "
+    "embedded PostgreSQL, which ships it"
+)
+
+
+class DocSearchError(HeronError):
+    """Docs search cannot run as configured; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one document's ingest changed."""
+
+    source: str
+    added: int
+    removed: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One passage found, with where it lives."""
+
+    chunk_id: int
+    source: str
+    title: str
+    heading_path: tuple[str, ...]
+    anchor: str
+    text: str
+    score: float
+
+    @property
+    def link(self) -> str:
+        return f"{self.source}#{self.anchor}" if self.anchor else self.source
+
+
+class DocStore:
+    """Reads and writes the docs tables for one embedding model."""
+
+    def __init__(self, conninfo: str, embedder: Embedder) -> None:
+        self.conninfo = conninfo
+        self.embedder = embedder
+        self._ready = False
+
+    def connect(self) -> psycopg.Connection[dict[str, Any]]:
+        conn = psycopg.connect(self.conninfo, row_factory=dict_row)
+        self._ensure_vectors(conn)
+        register_vector(conn)
+        return conn
+
+    def _ensure_vectors(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        """Create pgvector, doc_embeddings and this model's HNSW index, once per store."""
+        if self._ready:
+            return
+        available = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()
+        if available is None:
+            raise DocSearchError(PGVECTOR_MISSING)
+        dims = self.embedder.dimensions
+        index = "doc_embeddings_" + _SAFE_NAME.sub("_", self.embedder.name.lower()) + "_hnsw"
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('heron doc_embeddings'))")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS doc_embeddings ("
+                " chunk_id BIGINT NOT NULL REFERENCES doc_chunks (id) ON DELETE CASCADE,"
+                " model TEXT NOT NULL, embedding vector NOT NULL,"
+                " PRIMARY KEY (chunk_id, model))"
+            )
+            # One partial expression index per model: the dimension follows the provider.
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON doc_embeddings USING hnsw "
+                    "((embedding::vector({})) vector_cosine_ops) WHERE model = {}"
+                ).format(sql.Identifier(index), sql.Literal(dims), sql.Literal(self.embedder.name))
+            )
+        self._ready = True
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        conn: psycopg.Connection[dict[str, Any]],
+        source: str,
+        content: str,
+        kind: DocumentKind | None = None,
+    ) -> IngestResult:
+        """Bring one document up to date, in one transaction."""
+        kind = kind or infer_kind(source)
+        chunks = chunk_document(source, content, kind=kind)
+        title = chunks[0].title if chunks else source
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO doc_documents (source, title, kind) VALUES (%s, %s, %s) "
+                "ON CONFLICT (source) DO UPDATE SET title = EXCLUDED.title, "
+                "kind = EXCLUDED.kind, ingested_at = now() RETURNING id",
+                (source, title, kind),
+            ).fetchone()
+            assert row is not None
+            document_id = int(row["id"])
+            old = {
+                r["content_hash"]: r["id"]
+                for r in conn.execute(
+                    "SELECT id, content_hash FROM doc_chunks WHERE document_id = %s",
+                    (document_id,),
+                )
+            }
+            added, removed = diff_chunks(set(old), chunks)
+            if removed:
+                conn.execute(
+                    "DELETE FROM doc_chunks WHERE id = ANY(%s)", ([old[h] for h in removed],)
+                )
+            self._insert(conn, document_id, added)
+            self._renumber(conn, document_id, chunks)
+        return IngestResult(source, len(added), len(removed), len(chunks) - len(added))
+
+    def _insert(
+        self, conn: psycopg.Connection[dict[str, Any]], document_id: int, chunks: list[Chunk]
+    ) -> None:
+        if not chunks:
+            return
+        vectors = self.embedder.embed([_embedding_text(c) for c in chunks])
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            row = conn.execute(
+                "INSERT INTO doc_chunks (document_id, chunk_index, heading_path, heading_text,"
+                " anchor, text, content_hash) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    document_id,
+                    chunk.index,
+                    list(chunk.heading_path),
+                    " ".join(chunk.heading_path),
+                    chunk.anchor,
+                    chunk.text,
+                    chunk.content_hash,
+                ),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO doc_embeddings (chunk_id, model, embedding) VALUES (%s, %s, %s)",
+                (row["id"], self.embedder.name, Vector(vector)),
+            )
+
+    def _renumber(
+        self, conn: psycopg.Connection[dict[str, Any]], document_id: int, chunks: list[Chunk]
+    ) -> None:
+        """Unchanged chunks keep their embedding but may have moved: update position."""
+        if chunks:
+            conn.execute(
+                "UPDATE doc_chunks AS c SET chunk_index = n.i, anchor = n.anchor"
+                " FROM unnest(%s::text[], %s::int[], %s::text[]) AS n(hash, i, anchor)"
+                " WHERE c.document_id = %s AND c.content_hash = n.hash"
+                " AND (c.chunk_index, c.anchor) IS DISTINCT FROM (n.i, n.anchor)",
+                (
+                    [c.content_hash for c in chunks],
+                    [c.index for c in chunks],
+                    [c.anchor for c in chunks],
+                    document_id,
+                ),
+            )
+
+    def remove_missing(
+        self, conn: psycopg.Connection[dict[str, Any]], prefix: str, present: set[str]
+    ) -> int:
+        """Delete the documents under `prefix` that an ingest of it no longer found."""
+        rows = conn.execute(
+            "DELETE FROM doc_documents WHERE starts_with(source, %s) AND NOT source = ANY(%s)"
+            " RETURNING id",
+            (prefix, sorted(present)),
+        ).fetchall()
+        conn.commit()
+        return len(rows)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(
+        self, conn: psycopg.Connection[dict[str, Any]], query: str, limit: int = 5
+    ) -> list[SearchHit]:
+        """The best passages for `query`: full text and vectors, fused by rank."""
+        if not query.strip():
+            return []
+        full_text = [
+            r["id"]
+            for r in conn.execute(
+                # Any of the query's words (OR), ranked by how many and how close: a
+                # question's words rarely all appear in the passage that answers it.
+                "SELECT c.id FROM doc_chunks c, ("
+                "  SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(l), ' | '), ''))"
+                "  AS q FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l) AS t"
+                " WHERE c.search @@ t.q ORDER BY ts_rank_cd(c.search, t.q) DESC, c.id LIMIT %s",
+                (query, CANDIDATES),
+            )
+        ]
+        (vector,) = self.embedder.embed([query])
+        by_vector = sql.SQL(
+            "SELECT chunk_id AS id FROM doc_embeddings WHERE model = %s"
+            " ORDER BY embedding::vector({}) <=> %s LIMIT %s"
+        ).format(sql.Literal(self.embedder.dimensions))
+        nearest = [
+            r["id"]
+            for r in conn.execute(
+                by_vector,
+                (self.embedder.name, Vector(vector), CANDIDATES),
+            )
+        ]
+        fused = reciprocal_rank_fusion([full_text, nearest], limit=limit)
+        if not fused:
+            return []
+        rows = {
+            r["id"]: r
+            for r in conn.execute(
+                "SELECT c.id, d.source, d.title, c.heading_path, c.anchor, c.text"
+                " FROM doc_chunks c JOIN doc_documents d ON d.id = c.document_id"
+                " WHERE c.id = ANY(%s)",
+                ([chunk_id for chunk_id, _ in fused],),
+            )
+        }
+        return [
+            SearchHit(
+                chunk_id,
+                rows[chunk_id]["source"],
+                rows[chunk_id]["title"],
+                tuple(rows[chunk_id]["heading_path"]),
+                rows[chunk_id]["anchor"],
+                rows[chunk_id]["text"],
+                score,
+            )
+            for chunk_id, score in fused
+            if chunk_id in rows
+        ]
+
+
+def context_path(title: str, heading_path: tuple[str, ...]) -> tuple[str, ...]:
+    """Title and headings, without repeating a title that is also the first heading."""
+    if heading_path and heading_path[0] == title:
+        return heading_path
+    return (title, *heading_path)
+
+
+def _embedding_text(chunk: Chunk) -> str:
+    """What the model sees: the title and heading path give a passage its context."""
+    return " > ".join(context_path(chunk.title, chunk.heading_path)) + "\n" + chunk.text
