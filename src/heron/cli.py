@@ -296,12 +296,12 @@ def events_enqueue(
 
 def doc_store(config: Config) -> DocStore:
     from heron.database.migrate import migrate
-    from heron.docsearch.embedding import HashingEmbedder
+    from heron.docsearch.embedding import make_embedder
     from heron.docsearch.store import DocStore
 
     conninfo = psycopg_conninfo(resolve_database_url(config.database_url))
     migrate(conninfo)
-    return DocStore(conninfo, HashingEmbedder())
+    return DocStore(conninfo, make_embedder(config.heron_embedding_provider))
 
 
 @docs_app.command("ingest")

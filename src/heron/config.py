@@ -67,6 +67,11 @@ class Config(BaseSettings):
     heron_db_pool_size: int = Field(default=10, ge=1)
     heron_db_max_overflow: int = Field(default=20, ge=0)
 
+    heron_embedding_provider: Literal["local", "hashing"] = Field(
+        default="local",
+        description="Docs search embeddings: local MiniLM (ONNX, no key) or lexical hashing",
+    )
+
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     heron_log_format: Literal["auto", "json", "console"] = "auto"
 

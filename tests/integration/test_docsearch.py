@@ -123,3 +123,15 @@ def test_missing_path_is_a_clear_error(store, tmp_path):
 
     with pytest.raises(HeronError, match="does not exist"):
         ingest_path(store, tmp_path / "nowhere")
+
+
+def test_local_model_finds_passages_that_share_no_words_with_the_question(docs, database_url):
+    from heron.docsearch.minilm import MiniLMEmbedder
+
+    store = DocStore(database_url, MiniLMEmbedder())
+    ingest_path(store, docs)
+    with store.connect() as conn:
+        hit = store.search(conn, "give freed storage back to the OS")[0]
+        notify = store.search(conn, "push a message to subscribers")[0]
+    assert hit.heading_path[-1] == "Recovering Disk Space"
+    assert notify.title == "NOTIFY"

@@ -3,7 +3,7 @@
 Search code depends only on `Embedder`; the provider decides the dimension, and a change
 of provider (its `name`) means re-embedding. `HashingEmbedder` needs no model, no key and
 no network: a lexical baseline, and the deterministic provider the tests use. The local
-MiniLM (ONNX) and OpenAI providers come next (issue 6).
+MiniLM (heron.docsearch.minilm) is the default; OpenAI comes next (issue 6).
 """
 
 from __future__ import annotations
@@ -66,3 +66,14 @@ class HashingEmbedder:
             vector[index] += 1.0 if digest[4] & 1 else -1.0
         norm = math.sqrt(sum(v * v for v in vector))
         return [v / norm for v in vector] if norm else vector
+
+
+def make_embedder(provider: str) -> Embedder:
+    """The provider named by HERON_EMBEDDING_PROVIDER."""
+    if provider == "local":
+        from heron.docsearch.minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    if provider == "hashing":
+        return HashingEmbedder()
+    raise ValueError(f"unknown embedding provider {provider!r}; use 'local' or 'hashing'")

