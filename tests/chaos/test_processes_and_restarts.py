@@ -43,7 +43,7 @@ def test_three_processes_one_killed_every_event_completed_none_run_twice_at_once
     env = os.environ | {
         "DATABASE_URL": database_url,
         "WORKER_POOL_SIZE": "4",
-        "EVENT_VISIBILITY_TIMEOUT": "1.0",
+        "EVENT_VISIBILITY_TIMEOUT": "2.0",  # the killed worker's events return after it
         "HERON_RESCUE_INTERVAL": "0.2",
         "HERON_POLL_INTERVAL": "0.5",
         "RETRY_BACKOFF_BASE_SECONDS": "0",

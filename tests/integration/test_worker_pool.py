@@ -98,9 +98,11 @@ def test_heartbeat_keeps_a_long_handler_from_running_twice(db, config, pools):
 
     async def slow(event):
         runs[event.id] += 1
-        await asyncio.sleep(1.5)  # the work itself: five leases long
+        await asyncio.sleep(2.5)  # the work itself: two and a half leases long
 
-    short_lease = config.model_copy(update={"event_visibility_timeout": 0.3})
+    # 1 s, renewed every 1/3 s: short enough to expire mid-run without the heartbeat, long
+    # enough that a loaded CI machine does not delay a renewal past it
+    short_lease = config.model_copy(update={"event_visibility_timeout": 1.0})
     pool = WorkerPool(1, db, slow, config=short_lease)
     rescuer = WorkerPool(1, db, slow, config=short_lease)  # would steal an unrenewed lease
     pools.extend([pool, rescuer])
