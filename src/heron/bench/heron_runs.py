@@ -22,7 +22,6 @@ from heron.bench.results import (
     LatencyResult,
     SteadyResult,
 )
-from heron.bench.stats import LatencySummary
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
 from heron.database.models import Event
@@ -177,16 +176,13 @@ class HeronRuns:
                 _check_running(pool)
             finally:
                 pool.stop()
-        end = begin + seconds
-        measured = [d for sent, d in wake if begin <= sent < end]
-        claims = [s for s in samples if begin <= s.at < end]
-        return LatencyResult(
+        return LatencyResult.of_window(
             offered_rate=offered_rate,
             seconds=seconds,
+            begin=begin,
             enqueued=report.enqueued,
-            handled=len(wake),
-            wake=LatencySummary.of_seconds(measured),
-            claims=ClaimStats.of(claims),
+            wake=wake,
+            samples=samples,
         )
 
 

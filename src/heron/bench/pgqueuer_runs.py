@@ -27,7 +27,6 @@ from heron.bench.results import (
     LatencyResult,
     SteadyResult,
 )
-from heron.bench.stats import LatencySummary
 from heron.errors import BenchmarkError
 
 WARMUP_SECONDS = 1.0
@@ -206,16 +205,13 @@ class PgQueuerRuns:
         finally:
             await _stop(consumers, tasks)
             await _close(conns)
-        end = begin + seconds
-        measured = [d for sent, d in wake if begin <= sent < end]
-        all_claims = [s for s in samples if begin <= s.at < end]
-        return LatencyResult(
+        return LatencyResult.of_window(
             offered_rate=offered_rate,
             seconds=seconds,
+            begin=begin,
             enqueued=report.enqueued,
-            handled=len(wake),
-            wake=LatencySummary.of_seconds(measured),
-            claims=ClaimStats.of(all_claims),
+            wake=wake,
+            samples=samples,
             notes=(
                 "each NOTIFY wakes every consumer; the ones that lose the race run an empty "
                 "dequeue (counted in claims.empty, timed in claims.latency_all)",

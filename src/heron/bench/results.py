@@ -94,6 +94,30 @@ class LatencyResult:
     claims: ClaimStats | None
     notes: tuple[str, ...] = ()
 
+    @classmethod
+    def of_window(
+        cls,
+        *,
+        offered_rate: float,
+        seconds: float,
+        begin: float,
+        enqueued: int,
+        wake: list[tuple[float, float]],
+        samples: list[ClaimSample],
+        notes: tuple[str, ...] = (),
+    ) -> LatencyResult:
+        """Keep what was sent (wake) and claimed (samples) in [begin, begin + seconds)."""
+        end = begin + seconds
+        return cls(
+            offered_rate=offered_rate,
+            seconds=seconds,
+            enqueued=enqueued,
+            handled=len(wake),
+            wake=LatencySummary.of_seconds([d for sent, d in wake if begin <= sent < end]),
+            claims=ClaimStats.of([s for s in samples if begin <= s.at < end]),
+            notes=notes,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SystemResults:
