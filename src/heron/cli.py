@@ -371,6 +371,30 @@ def bench_queue(
     )
 
 
+@bench_app.command("docs")
+@one_line_errors
+def bench_docs(
+    sizes: Annotated[str, typer.Option(help="Corpus sizes in chunks, comma-separated")] = (
+        "10000,100000"
+    ),
+    documents: Annotated[int, typer.Option(help="Generated pages for the ingest run")] = 200,
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results")] = Path(
+        "benchmarks/results/docs.json"
+    ),
+) -> None:
+    """Docs search: ingest chunks/s; vector search p50/p95 and HNSW recall@10 by size."""
+    from heron.bench.docs import run_docs_benchmark
+
+    try:
+        counts = [int(part) for part in sizes.split(",") if part.strip()]
+    except ValueError:
+        raise HeronError(f"--sizes must be numbers separated by commas, not {sizes!r}") from None
+    if not counts or min(counts) < 100 or documents < 1:
+        raise HeronError("--sizes needs values of at least 100 and --documents at least 1")
+    config = load_config()
+    run_docs_benchmark(config, sizes=counts, documents=documents, output=output, console=out)
+
+
 def main() -> None:
     """Console entry point."""
     try:
