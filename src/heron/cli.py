@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -24,18 +24,19 @@ from heron.errors import HeronError, first_line
 from heron.log import configure_logging
 from heron.queue.event_processor import EventProcessor
 
-if TYPE_CHECKING:
-    from heron.docsearch.store import DocStore
-
 app = typer.Typer(help="Heron: a Slack-native AI assistant on PostgreSQL.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations, URL, status.", no_args_is_help=True)
 events_app = typer.Typer(help="Inspect and replay queued events.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 docs_app = typer.Typer(help="Documentation search: ingest and search.", no_args_is_help=True)
+mcp_app = typer.Typer(
+    help="Heron's MCP servers, for the agent and any MCP client.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(bench_app, name="bench")
 app.add_typer(docs_app, name="docs")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)
@@ -294,16 +295,6 @@ def events_enqueue(
     out.print(f"event {event.id} ({event.status})")
 
 
-def doc_store(config: Config) -> DocStore:
-    from heron.database.migrate import migrate
-    from heron.docsearch.embedding import make_embedder
-    from heron.docsearch.store import DocStore
-
-    conninfo = psycopg_conninfo(resolve_database_url(config.database_url))
-    migrate(conninfo)
-    return DocStore(conninfo, make_embedder(config.heron_embedding_provider))
-
-
 @docs_app.command("ingest")
 @one_line_errors
 def docs_ingest(path: Path) -> None:
@@ -311,9 +302,10 @@ def docs_ingest(path: Path) -> None:
     from rich.progress import Progress
 
     from heron.docsearch.ingest import ingest_path
+    from heron.docsearch.store import store_from_config
 
     config = load_config()
-    store = doc_store(config)
+    store = store_from_config(config)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("ingesting", total=None)
         totals = ingest_path(
@@ -331,10 +323,10 @@ def docs_ingest(path: Path) -> None:
 @one_line_errors
 def docs_search(query: str, limit: Annotated[int, typer.Option(min=1, max=50)] = 5) -> None:
     """The best documentation passages for QUERY (full text + vectors, fused by rank)."""
-    from heron.docsearch.store import context_path
+    from heron.docsearch.store import context_path, store_from_config
 
     config = load_config()
-    store = doc_store(config)
+    store = store_from_config(config)
     with store.connect() as conn:
         hits = store.search(conn, query, limit)
     if not hits:
@@ -343,6 +335,25 @@ def docs_search(query: str, limit: Annotated[int, typer.Option(min=1, max=50)] =
         path = " > ".join(context_path(hit.title, hit.heading_path))
         out.print(f"[bold]{path}[/bold]  ({hit.score:.4f})\n  {hit.link}", highlight=False)
         out.print(f"  {hit.text[:240]}", highlight=False, markup=False)
+
+
+@mcp_app.command("docs")
+@one_line_errors
+def mcp_docs(
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")] = (
+        "stdio"
+    ),
+    host: Annotated[
+        str, typer.Option(help="HTTP address; off loopback HERON_MCP_TOKEN is required")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the docs MCP server: search_docs and get_document over the ingested docs."""
+    from heron.docsearch.store import store_from_config
+    from heron.mcp_servers.docs import main as serve_docs
+
+    config = load_config()
+    serve_docs(transport, host, port, store=store_from_config(config))
 
 
 @bench_app.command("queue")

@@ -17,6 +17,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from heron.config import Config
 from heron.docsearch.chunking import Chunk, DocumentKind, chunk_document, diff_chunks, infer_kind
 from heron.docsearch.embedding import Embedder
 from heron.docsearch.ranking import reciprocal_rank_fusion
@@ -258,6 +259,18 @@ class DocStore:
             for chunk_id, score in fused
             if chunk_id in rows
         ]
+
+
+def store_from_config(config: Config) -> DocStore:
+    """The docs store as configured (DATABASE_URL, HERON_EMBEDDING_PROVIDER), migrated."""
+    from heron.database.connection import resolve_database_url
+    from heron.database.migrate import migrate
+    from heron.database.url import psycopg_conninfo
+    from heron.docsearch.embedding import make_embedder
+
+    conninfo = psycopg_conninfo(resolve_database_url(config.database_url))
+    migrate(conninfo)
+    return DocStore(conninfo, make_embedder(config.heron_embedding_provider))
 
 
 def context_path(title: str, heading_path: tuple[str, ...]) -> tuple[str, ...]:

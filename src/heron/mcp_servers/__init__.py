@@ -1,0 +1,1 @@
+"""MCP servers that expose Heron to AI clients."""
