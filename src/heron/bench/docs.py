@@ -32,7 +32,7 @@ from heron.database.migrate import migrate
 from heron.database.url import psycopg_conninfo
 from heron.docsearch.embedding import make_embedder
 from heron.docsearch.ingest import ingest_path
-from heron.docsearch.store import DocStore
+from heron.docsearch.store import HNSW_EF_SEARCH, DocStore
 
 BENCH_DATABASE = "heron_bench_docs"
 DIMENSIONS = 384
@@ -141,6 +141,7 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
         )
         build = time.perf_counter() - start
         conn.execute("ANALYZE doc_embeddings")
+        conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
         queries = _clustered(rng, centers, QUERIES)
         latencies, recalls = [], []
         for query in queries:
@@ -167,7 +168,7 @@ _NEAREST = sql.SQL(
 
 
 def _nearest(conn: psycopg.Connection[Any], query: np.ndarray[Any, Any]) -> list[int]:
-    """The store's vector query (same text as DocStore.search's vector side)."""
+    """The store's vector query (same text and ef_search as DocStore.search's vector side)."""
     return [row[0] for row in conn.execute(_NEAREST, (SYNTHETIC_MODEL, Vector(query)))]
 
 

@@ -24,6 +24,9 @@ from heron.docsearch.ranking import reciprocal_rank_fusion
 from heron.errors import HeronError
 
 CANDIDATES = 50  # from each ranker, before fusion
+# HNSW candidate list per query: pgvector's default (40) gives recall@10 near 0.88 at 100k
+# chunks; 100 keeps it above 0.95 for about a millisecond more (heron bench docs).
+HNSW_EF_SEARCH = 100
 _SAFE_NAME = re.compile(r"[^a-z0-9]+")
 
 PGVECTOR_MISSING = (
@@ -77,6 +80,8 @@ class DocStore:
         conn = psycopg.connect(self.conninfo, row_factory=dict_row)
         self._ensure_vectors(conn)
         register_vector(conn)
+        conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
+        conn.commit()
         return conn
 
     def _ensure_vectors(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
