@@ -68,6 +68,26 @@ class SearchHit:
         return f"{self.source}#{self.anchor}" if self.anchor else self.source
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSection:
+    """One stored chunk of a document, in reading order."""
+
+    heading_path: tuple[str, ...]
+    anchor: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """An ingested document and its sections."""
+
+    id: int
+    source: str
+    title: str
+    kind: str
+    sections: tuple[StoredSection, ...]
+
+
 class DocStore:
     """Reads and writes the docs tables for one embedding model."""
 
@@ -206,6 +226,36 @@ class DocStore:
         ).fetchall()
         conn.commit()
         return len(rows)
+
+    def get_document(
+        self, conn: psycopg.Connection[dict[str, Any]], key: str
+    ) -> StoredDocument | None:
+        """A document by numeric id, else by exact source; None when there is none."""
+        row = None
+        if key.isdigit():
+            row = conn.execute(
+                "SELECT id, source, title, kind FROM doc_documents WHERE id = %s", (int(key),)
+            ).fetchone()
+        if row is None:
+            row = conn.execute(
+                "SELECT id, source, title, kind FROM doc_documents WHERE source = %s", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        sections = conn.execute(
+            "SELECT heading_path, anchor, text FROM doc_chunks WHERE document_id = %s"
+            " ORDER BY chunk_index, id",
+            (row["id"],),
+        ).fetchall()
+        return StoredDocument(
+            row["id"],
+            row["source"],
+            row["title"],
+            row["kind"],
+            tuple(
+                StoredSection(tuple(s["heading_path"]), s["anchor"], s["text"]) for s in sections
+            ),
+        )
 
     # -- search -----------------------------------------------------------------------------
 

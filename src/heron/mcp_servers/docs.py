@@ -38,13 +38,7 @@ TRANSPORTS: Final = ("stdio", "http")
 SNIPPET_CHARS: Final = 500
 MAX_LIMIT: Final = 20
 
-_DOCUMENT_BY_ID = "SELECT id, source, title, kind FROM doc_documents WHERE id = %s"
-_DOCUMENT_BY_SOURCE = "SELECT id, source, title, kind FROM doc_documents WHERE source = %s"
 _Endpoint = Callable[[Request], Awaitable[Response]]
-_SECTIONS = (
-    "SELECT heading_path, anchor, text FROM doc_chunks WHERE document_id = %s"
-    " ORDER BY chunk_index, id"
-)
 
 
 class SearchResult(BaseModel):
@@ -155,25 +149,20 @@ def build_docs_server(store: DocStore) -> MCPServer:
         if not key:
             raise ToolError("id_or_path is empty: pass a document id or its source path")
         with _as_tool_errors(), store.connect() as conn:
-            row = None
-            if key.isdigit():
-                row = conn.execute(_DOCUMENT_BY_ID, (int(key),)).fetchone()
-            if row is None:
-                row = conn.execute(_DOCUMENT_BY_SOURCE, (key,)).fetchone()
-            if row is None:
-                raise ToolError(
-                    f"no document with id or source {key!r}: use search_docs to find one "
-                    "(each result names its source), or ingest it with `heron docs ingest`"
-                )
-            sections = conn.execute(_SECTIONS, (row["id"],)).fetchall()
+            document = store.get_document(conn, key)
+        if document is None:
+            raise ToolError(
+                f"no document with id or source {key!r}: use search_docs to find one "
+                "(each result names its source), or ingest it with `heron docs ingest`"
+            )
         return Document(
-            id=row["id"],
-            source=row["source"],
-            title=row["title"],
-            kind=str(row["kind"]),
+            id=document.id,
+            source=document.source,
+            title=document.title,
+            kind=document.kind,
             sections=[
-                Section(heading_path=list(s["heading_path"]), anchor=s["anchor"], text=s["text"])
-                for s in sections
+                Section(heading_path=list(s.heading_path), anchor=s.anchor, text=s.text)
+                for s in document.sections
             ],
         )
 
