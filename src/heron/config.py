@@ -67,10 +67,12 @@ class Config(BaseSettings):
     heron_db_pool_size: int = Field(default=10, ge=1)
     heron_db_max_overflow: int = Field(default=20, ge=0)
 
-    heron_embedding_provider: Literal["local", "hashing"] = Field(
-        default="local",
-        description="Docs search embeddings: local MiniLM (ONNX, no key) or lexical hashing",
+    heron_embedding_provider: Literal["auto", "local", "openai", "hashing"] = Field(
+        default="auto",
+        description="Docs search embeddings; auto = openai with OPENAI_API_KEY, else local",
     )
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
 
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     heron_log_format: Literal["auto", "json", "console"] = "auto"
@@ -105,6 +107,11 @@ class Config(BaseSettings):
             problems.append(
                 "SLACK_BOT_TOKEN is required when Slack is enabled "
                 f"(SLACK_APP_TOKEN or SLACK_SIGNING_SECRET set); {_FIX_HINTS['slack_bot_token']}"
+            )
+        if self.heron_embedding_provider == "openai" and self.openai_api_key is None:
+            problems.append(
+                "OPENAI_API_KEY is required when HERON_EMBEDDING_PROVIDER=openai; set it, "
+                "or use HERON_EMBEDDING_PROVIDER=local (no key needed)"
             )
         if problems:
             raise ConfigError(problems)

@@ -47,7 +47,11 @@ def test_long_text_is_truncated_not_refused(model):
 
 
 def test_provider_by_name():
-    assert isinstance(make_embedder("local"), MiniLMEmbedder)
-    assert isinstance(make_embedder("hashing"), HashingEmbedder)
-    with pytest.raises(ValueError, match="unknown embedding provider"):
-        make_embedder("word2vec")
+    from heron.config import Config
+
+    def provider(**values):
+        return make_embedder(Config(_env_file=None, **values))
+
+    assert isinstance(provider(heron_embedding_provider="local"), MiniLMEmbedder)
+    assert isinstance(provider(heron_embedding_provider="hashing"), HashingEmbedder)
+    assert isinstance(provider(heron_embedding_provider="auto"), MiniLMEmbedder)  # no key

@@ -74,7 +74,7 @@ def run_docs_benchmark(
 
 
 def _ingest(conninfo: str, config: Config, documents: int, console: Console) -> dict[str, Any]:
-    embedder = make_embedder(config.heron_embedding_provider)
+    embedder = make_embedder(config)
     store = DocStore(conninfo, embedder)
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="heron-bench-docs-") as folder:

@@ -3,7 +3,7 @@
 Search code depends only on `Embedder`; the provider decides the dimension, and a change
 of provider (its `name`) means re-embedding. `HashingEmbedder` needs no model, no key and
 no network: a lexical baseline, and the deterministic provider the tests use. The local
-MiniLM (heron.docsearch.minilm) is the default; OpenAI comes next (issue 6).
+MiniLM (heron.docsearch.minilm) is the default without a key; OpenAI with one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import math
 import re
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from heron.errors import ConfigError
+
+if TYPE_CHECKING:
+    from heron.config import Config
 
 _TOKEN = re.compile(r"[\w]+", re.UNICODE)
 
@@ -68,12 +73,21 @@ class HashingEmbedder:
         return [v / norm for v in vector] if norm else vector
 
 
-def make_embedder(provider: str) -> Embedder:
-    """The provider named by HERON_EMBEDDING_PROVIDER."""
+def make_embedder(config: Config) -> Embedder:
+    """The provider HERON_EMBEDDING_PROVIDER names; `auto` is OpenAI when OPENAI_API_KEY is
+    set (the seed's choice), else the local MiniLM."""
+    provider = config.heron_embedding_provider
+    key = config.openai_api_key
+    if provider == "auto":
+        provider = "openai" if key is not None else "local"
+    if provider == "openai":
+        if key is None:
+            raise ConfigError(["OPENAI_API_KEY is required for HERON_EMBEDDING_PROVIDER=openai"])
+        from heron.docsearch.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder(key.get_secret_value(), base_url=config.openai_base_url)
     if provider == "local":
         from heron.docsearch.minilm import MiniLMEmbedder
 
         return MiniLMEmbedder()
-    if provider == "hashing":
-        return HashingEmbedder()
-    raise ValueError(f"unknown embedding provider {provider!r}; use 'local' or 'hashing'")
+    return HashingEmbedder()

@@ -325,7 +325,7 @@ def store_from_config(config: Config) -> DocStore:
 
     conninfo = psycopg_conninfo(resolve_database_url(config.database_url))
     migrate(conninfo)
-    return DocStore(conninfo, make_embedder(config.heron_embedding_provider))
+    return DocStore(conninfo, make_embedder(config))
 
 
 def context_path(title: str, heading_path: tuple[str, ...]) -> tuple[str, ...]:
