@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+INSPECTOR := .tools/node_modules/@modelcontextprotocol/inspector
+
 .PHONY: install run test lint format typecheck unit integration bench clean
 
 $(BIN)/python:
@@ -17,6 +19,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create/update the virtualenv
+
+# The MCP Inspector CLI checks Heron's MCP servers as a third-party client would. It needs
+# npm; without it the test that uses it is skipped (and says so).
+$(INSPECTOR):
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p .tools && cd .tools && \
+	  npm install --no-audit --no-fund --silent @modelcontextprotocol/inspector@0.15.0; \
+	else echo "npm not found: the MCP Inspector test will be skipped"; fi
 
 run: $(STAMP)  ## run Heron (embedded PostgreSQL when DATABASE_URL is unset)
 	$(BIN)/heron run
@@ -35,11 +45,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck  ## the whole suite: lint, types, unit, integration, e2e, chaos
+test: lint typecheck $(INSPECTOR)  ## the whole suite: lint, types, unit, integration, e2e, chaos
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/results/
 	$(BIN)/heron bench queue
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

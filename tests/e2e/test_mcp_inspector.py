@@ -1,0 +1,76 @@
+"""The docs MCP server as the MCP Inspector CLI (a third-party client) sees it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from heron.docsearch.embedding import HashingEmbedder
+from heron.docsearch.ingest import ingest_path
+from heron.docsearch.store import DocStore
+
+ROOT = Path(__file__).parents[2]
+TOOLS = ROOT / ".tools"
+INSPECTOR = TOOLS / "node_modules" / "@modelcontextprotocol" / "inspector"
+
+pytestmark = pytest.mark.skipif(
+    not INSPECTOR.exists() or shutil.which("npx") is None,
+    reason="MCP Inspector not installed (`make test` installs it when npm is available)",
+)
+
+
+def inspector(database_url: str, *args: str) -> dict[str, object]:
+    heron = [sys.executable, "-m", "heron", "mcp", "docs"]
+    result = subprocess.run(
+        [
+            "npx",
+            "--offline",
+            "@modelcontextprotocol/inspector",
+            "--cli",
+            "-e",
+            f"DATABASE_URL={database_url}",
+            "-e",
+            "HERON_EMBEDDING_PROVIDER=hashing",
+            "-e",
+            "HERON_LOG_FORMAT=json",
+            *heron,
+            *args,
+        ],
+        cwd=TOOLS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"npm_config_update_notifier": "false"},
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed
+
+
+def test_inspector_lists_and_calls_the_docs_tools(database_url, tmp_path):
+    (tmp_path / "guide.md").write_text("# Guide\n\n## Backups\n\npg_dump writes a snapshot.\n")
+    ingest_path(DocStore(database_url, HashingEmbedder()), tmp_path)
+
+    listed = inspector(database_url, "--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}  # type: ignore[attr-defined]
+    assert names == {"search_docs", "get_document"}
+
+    called = inspector(
+        database_url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_docs",
+        "--tool-arg",
+        "query=pg_dump snapshot",
+        "--tool-arg",
+        "limit=1",
+    )
+    assert called.get("isError") is not True
+    assert "Backups" in json.dumps(called)
