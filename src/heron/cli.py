@@ -356,6 +356,33 @@ def mcp_docs(
     serve_docs(transport, host, port, store=store_from_config(config))
 
 
+@mcp_app.command("github")
+@one_line_errors
+def mcp_github(
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")] = (
+        "stdio"
+    ),
+    host: Annotated[
+        str, typer.Option(help="HTTP address; off loopback HERON_MCP_TOKEN is required")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8001,
+) -> None:
+    """Serve the GitHub MCP server: code, issues, PRs, files, commits, releases (GITHUB_REPOS)."""
+    from heron.github.allow import parse_repos
+    from heron.mcp_servers.github import main as serve_github
+
+    config = load_config()
+    token = config.github_token.get_secret_value() if config.github_token else None
+    serve_github(
+        transport,
+        host,
+        port,
+        allowed=parse_repos(config.github_repos or ""),
+        github_token=token,
+        api_url=config.github_api_url,
+    )
+
+
 @bench_app.command("queue")
 @one_line_errors
 def bench_queue(

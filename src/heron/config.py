@@ -72,6 +72,13 @@ class Config(BaseSettings):
         description="Docs search embeddings; auto = openai with OPENAI_API_KEY, else local",
     )
     openai_api_key: SecretStr | None = None
+    github_token: SecretStr | None = None
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3"
+    )
+    github_repos: str | None = Field(
+        default=None, description="Comma-separated orgs and owner/repo the GitHub tools may read"
+    )
     openai_base_url: str | None = None
 
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

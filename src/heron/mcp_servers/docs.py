@@ -209,8 +209,15 @@ def http_token(host: str, environ: dict[str, str] | None = None) -> str | None:
 class BearerTokenMiddleware:
     """Refuses HTTP requests without `Authorization: Bearer <token>` (health excepted)."""
 
-    def __init__(self, app: ASGIApp, token: str, exempt: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        exempt: frozenset[str] = frozenset(),
+        realm: str = SERVER_NAME,
+    ) -> None:
         self.app = app
+        self.realm = realm
         self._token = token.encode()
         self.exempt = exempt
 
@@ -230,7 +237,7 @@ class BearerTokenMiddleware:
                 "error_description": f"send Authorization: Bearer ${TOKEN_ENV}",
             },
             status_code=401,
-            headers={"WWW-Authenticate": f'Bearer realm="{SERVER_NAME}"'},
+            headers={"WWW-Authenticate": f'Bearer realm="{self.realm}"'},
         )
         await response(scope, receive, send)
 
@@ -239,7 +246,7 @@ def build_http_app(server: MCPServer, host: str, token: str | None) -> ASGIApp:
     """The streamable HTTP app at /mcp, behind the bearer check when there is a token."""
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
     if token is not None:
-        app = BearerTokenMiddleware(app, token, exempt=frozenset({HEALTH_PATH}))
+        app = BearerTokenMiddleware(app, token, exempt=frozenset({HEALTH_PATH}), realm=server.name)
     return app
 
 

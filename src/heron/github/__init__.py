@@ -1,0 +1,1 @@
+"""GitHub over its REST API: the allow-list, the client, the result models."""
