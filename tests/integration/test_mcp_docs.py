@@ -26,7 +26,8 @@ from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import DocStore
 from heron.errors import ConfigError
-from heron.mcp_servers.docs import build_docs_server, build_http_app, main
+from heron.mcp_servers.docs import build_docs_server, main
+from heron.mcp_servers.serving import build_http_app
 from tests.conftest import wait_until
 
 VACUUM = textwrap.dedent(

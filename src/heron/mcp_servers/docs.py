@@ -11,34 +11,22 @@ non-loopback address it requires `Authorization: Bearer $HERON_MCP_TOKEN`.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Final, cast
+from typing import Annotated, Final
 
 import psycopg
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
-from starlette.datastructures import Headers
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from heron.docsearch.store import DocStore, store_from_config
 from heron.errors import ConfigError, HeronError, first_line
+from heron.mcp_servers.serving import add_health, add_tool, http_token, serve, transport_problems
 
 SERVER_NAME: Final = "heron-docs"
-MCP_PATH: Final = "/mcp"
-HEALTH_PATH: Final = "/health"
-TOKEN_ENV: Final = "HERON_MCP_TOKEN"  # noqa: S105 - a variable name, not a secret
-TRANSPORTS: Final = ("stdio", "http")
 SNIPPET_CHARS: Final = 500
 MAX_LIMIT: Final = 20
-
-_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class SearchResult(BaseModel):
@@ -106,7 +94,6 @@ def build_docs_server(store: DocStore) -> MCPServer:
         ),
     )
 
-    @server.tool()
     def search_docs(
         query: Annotated[str, Field(description="What to look for, in plain words")],
         limit: Annotated[
@@ -137,7 +124,6 @@ def build_docs_server(store: DocStore) -> MCPServer:
             for hit in hits
         ]
 
-    @server.tool()
     def get_document(
         id_or_path: Annotated[
             str,
@@ -166,88 +152,10 @@ def build_docs_server(store: DocStore) -> MCPServer:
             ],
         )
 
-    # The SDK leaves custom_route's decorator unannotated; the cast restores the type.
-    register = cast(
-        Callable[[_Endpoint], _Endpoint], server.custom_route(HEALTH_PATH, methods=["GET"])
-    )
-    register(_health)
+    add_tool(server, search_docs)
+    add_tool(server, get_document)
+    add_health(server)
     return server
-
-
-async def _health(request: Request) -> Response:
-    """Readiness for load balancers and tests: the app is up and routing."""
-    return JSONResponse({"status": "ok", "server": SERVER_NAME})
-
-
-# -- HTTP ---------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only accepts connections from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def http_token(host: str, environ: dict[str, str] | None = None) -> str | None:
-    """The bearer token HTTP clients must send; required when `host` is not loopback."""
-    token = (os.environ if environ is None else environ).get(TOKEN_ENV, "").strip() or None
-    if token is None and not is_loopback(host):
-        raise ConfigError(
-            [
-                f"{TOKEN_ENV}: required to serve MCP over HTTP on {host!r}, which is reachable "
-                f"from other machines; set {TOKEN_ENV} to a long random secret (clients send "
-                "'Authorization: Bearer <token>'), or bind to 127.0.0.1"
-            ]
-        )
-    return token
-
-
-class BearerTokenMiddleware:
-    """Refuses HTTP requests without `Authorization: Bearer <token>` (health excepted)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        token: str,
-        exempt: frozenset[str] = frozenset(),
-        realm: str = SERVER_NAME,
-    ) -> None:
-        self.app = app
-        self.realm = realm
-        self._token = token.encode()
-        self.exempt = exempt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        scheme, _, supplied = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            supplied.strip().encode(), self._token
-        ):
-            await self.app(scope, receive, send)
-            return
-        response = JSONResponse(
-            {
-                "error": "invalid_token",
-                "error_description": f"send Authorization: Bearer ${TOKEN_ENV}",
-            },
-            status_code=401,
-            headers={"WWW-Authenticate": f'Bearer realm="{self.realm}"'},
-        )
-        await response(scope, receive, send)
-
-
-def build_http_app(server: MCPServer, host: str, token: str | None) -> ASGIApp:
-    """The streamable HTTP app at /mcp, behind the bearer check when there is a token."""
-    app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
-    if token is not None:
-        app = BearerTokenMiddleware(app, token, exempt=frozenset({HEALTH_PATH}), realm=server.name)
-    return app
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -264,20 +172,15 @@ def main(
     Configuration problems (an unknown transport, a public HTTP address without
     HERON_MCP_TOKEN) raise `ConfigError` before anything starts.
     """
-    if transport not in TRANSPORTS:
-        raise ConfigError([f"transport: {transport!r} is not one of {', '.join(TRANSPORTS)}"])
+    problems = transport_problems(transport)
+    if problems:
+        raise ConfigError(problems)
     token = http_token(host) if transport == "http" else None
     if store is None:
         from heron.config import Config
 
         store = store_from_config(Config())
-    server = build_docs_server(store)
-    if transport == "stdio":
-        server.run("stdio")
-        return
-    import uvicorn
-
-    uvicorn.run(build_http_app(server, host, token), host=host, port=port, log_level="info")
+    serve(build_docs_server(store), transport, host, port, token)
 
 
 def _run_from_environment(argv: list[str]) -> None:
@@ -294,13 +197,4 @@ if __name__ == "__main__":
     _run_from_environment(sys.argv[1:])
 
 
-__all__: list[str] = [
-    "BearerTokenMiddleware",
-    "Document",
-    "SearchResult",
-    "Section",
-    "build_docs_server",
-    "build_http_app",
-    "http_token",
-    "main",
-]
+__all__: list[str] = ["Document", "SearchResult", "Section", "build_docs_server", "main"]

@@ -15,15 +15,13 @@ and the server keeps serving. HTTP serving reuses heron-docs' bearer-token helpe
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from heron.errors import ConfigError, HeronError
 from heron.github.allow import REPOS_ENV, AllowList, parse_repos, scoped_query
@@ -41,9 +39,7 @@ from heron.github.models import (
     repo_of_issue,
     to_issue,
 )
-from heron.mcp_servers.docs import HEALTH_PATH, TRANSPORTS, build_http_app, http_token
-
-_Endpoint = Callable[[Request], Awaitable[Response]]
+from heron.mcp_servers.serving import add_health, add_tool, http_token, serve, transport_problems
 
 MAX_LIMIT: Final = 50
 MAX_FILE_BYTES: Final = 1_000_000
@@ -87,7 +83,6 @@ def build_github_server(
         ),
     )
 
-    @server.tool()
     async def search_code(
         query: Annotated[str, Field(description="Words or code to find (GitHub code search)")],
         repo: _OptRepo = None,
@@ -117,7 +112,6 @@ def build_github_server(
             for item in found.get("items", [])[:limit]
         ]
 
-    @server.tool()
     async def search_issues(
         query: Annotated[str, Field(description="Words to find in titles, bodies and comments")],
         repo: _OptRepo = None,
@@ -152,7 +146,6 @@ def build_github_server(
             for item in found.get("items", [])[:limit]
         ]
 
-    @server.tool()
     async def get_file(
         repo: _Repo,
         path: Annotated[str, Field(description="Path of the file in the repository")],
@@ -169,7 +162,6 @@ def build_github_server(
             item = await client.get(f"/repos/{name}/contents/{clean}", {"ref": ref or None})
             return decode_file(name, clean, ref, item, max_file_bytes)
 
-    @server.tool()
     async def get_issue(
         repo: _Repo,
         number: Annotated[int, Field(description="The issue or pull request number", ge=1)],
@@ -188,7 +180,6 @@ def build_github_server(
                 )
         return to_issue(name, item, comments, reviews)
 
-    @server.tool()
     async def recent_commits(
         repo: _Repo,
         branch: Annotated[
@@ -214,7 +205,6 @@ def build_github_server(
             for item in items[:limit]
         ]
 
-    @server.tool()
     async def list_releases(repo: _Repo, limit: _Limit = 10) -> list[Release]:
         """The repository's releases, newest first."""
         _check_limit(limit)
@@ -234,17 +224,14 @@ def build_github_server(
             for item in items[:limit]
         ]
 
-    # The SDK leaves custom_route's decorator unannotated; the cast restores the type.
-    register = cast(
-        Callable[[_Endpoint], _Endpoint], server.custom_route(HEALTH_PATH, methods=["GET"])
-    )
-    register(_health)
+    add_tool(server, search_code)
+    add_tool(server, search_issues)
+    add_tool(server, get_file)
+    add_tool(server, get_issue)
+    add_tool(server, recent_commits)
+    add_tool(server, list_releases)
+    add_health(server)
     return server
-
-
-async def _health(request: Request) -> Response:
-    """Readiness for load balancers and tests: the app is up and routing."""
-    return JSONResponse({"status": "ok", "server": SERVER_NAME})
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -265,22 +252,20 @@ def main(
     (none allowed, a bad api_url, an unknown transport, a public HTTP address without
     HERON_MCP_TOKEN) raise `ConfigError` before anything starts.
     """
-    problems: list[str] = []
-    if transport not in TRANSPORTS:
-        problems.append(f"transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    problems = transport_problems(transport)
     if not api_url.startswith(("https://", "http://")):
         problems.append(f"GITHUB_API_URL: {api_url!r} is not an http(s) URL")
     if problems:
         raise ConfigError(problems)
     allow = AllowList.parse(allowed)
     token = http_token(host) if transport == "http" else None
-    server = build_github_server(GitHubClient(github_token, api_url), allow)
-    if transport == "stdio":
-        server.run("stdio")
-        return
-    import uvicorn
-
-    uvicorn.run(build_http_app(server, host, token), host=host, port=port, log_level="info")
+    serve(
+        build_github_server(GitHubClient(github_token, api_url), allow),
+        transport,
+        host,
+        port,
+        token,
+    )
 
 
 def _run_from_environment(argv: list[str]) -> None:
