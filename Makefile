@@ -25,7 +25,8 @@ install: $(STAMP)  ## create/update the virtualenv
 $(INSPECTOR):
 	@if command -v npm >/dev/null 2>&1; then \
 	  mkdir -p .tools && cd .tools && \
-	  npm install --no-audit --no-fund --silent @modelcontextprotocol/inspector@0.15.0; \
+	  npm install --no-audit --no-fund --silent @modelcontextprotocol/inspector@0.15.0 \
+	  || { rm -rf node_modules; echo "npm install failed: the MCP Inspector test will be skipped"; }; \
 	else echo "npm not found: the MCP Inspector test will be skipped"; fi
 
 run: $(STAMP)  ## run Heron (embedded PostgreSQL when DATABASE_URL is unset)
