@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from heron.testing.http import JsonHandler, start_server, stop_server
 
 CONTENTS_LIMIT = 1_000_000  # GitHub's contents API sends no content above this size
 
@@ -203,10 +204,7 @@ class FakeGitHub:
     def __enter__(self) -> FakeGitHub:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {key: values[-1] for key, values in parse_qs(url.query).items()}
@@ -215,12 +213,12 @@ class FakeGitHub:
                     failure = fake._failures.pop(0) if fake._failures else None
                 auth = self.headers.get("Authorization")
                 if auth is not None and auth != f"Bearer {fake.token}":
-                    self._reply(401, {"message": "Bad credentials"})
+                    self.reply(401, {"message": "Bad credentials"})
                 elif failure is not None:
                     self._fail(failure)
                 else:
                     status, payload = fake._route(unquote(url.path), query, auth is not None)
-                    self._reply(status, payload)
+                    self.reply(status, payload)
 
             def _fail(self, failure: _Failure) -> None:
                 headers: dict[str, str] = {}
@@ -231,28 +229,13 @@ class FakeGitHub:
                     headers["X-RateLimit-Remaining"] = "0"
                     headers["X-RateLimit-Reset"] = str(int(failure.reset))
                 message = "API rate limit exceeded" if headers else "scripted failure"
-                self._reply(failure.status, {"message": message}, headers)
+                self.reply(failure.status, {"message": message}, headers)
 
-            def _reply(
-                self, status: int, payload: Any, headers: dict[str, str] | None = None
-            ) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = start_server(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop_server(self._server)
 
     def _route(self, path: str, query: dict[str, str], authenticated: bool) -> tuple[int, Any]:
         per_page = int(query.get("per_page", "30"))

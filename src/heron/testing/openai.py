@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from heron.docsearch.embedding import HashingEmbedder
+from heron.testing.http import JsonHandler, start_server, stop_server
 
 DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 
@@ -41,46 +42,28 @@ class FakeOpenAI:
     def __enter__(self) -> FakeOpenAI:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"] or 0)))
                 fake.requests.append({"path": self.path, "headers": dict(self.headers), **body})
                 with fake._lock:
                     failure = fake._failures.pop(0) if fake._failures else None
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    self._reply(401, {"error": {"message": "Incorrect API key provided"}})
+                    self.reply(401, {"error": {"message": "Incorrect API key provided"}})
                 elif failure is not None:
                     status, retry_after = failure
                     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-                    self._reply(status, {"error": {"message": "scripted failure"}}, headers)
+                    self.reply(status, {"error": {"message": "scripted failure"}}, headers)
                 elif self.path != "/v1/embeddings":
-                    self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                    self.reply(404, {"error": {"message": f"no route {self.path}"}})
                 else:
-                    self._reply(200, fake._embeddings(body))
+                    self.reply(200, fake._embeddings(body))
 
-            def _reply(
-                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-            ) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = start_server(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop_server(self._server)
 
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
