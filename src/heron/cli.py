@@ -337,15 +337,18 @@ def docs_search(query: str, limit: Annotated[int, typer.Option(min=1, max=50)] =
         out.print(f"  {hit.text[:240]}", highlight=False, markup=False)
 
 
+# Options every `heron mcp` server takes.
+TransportOption = Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")]
+HostOption = Annotated[
+    str, typer.Option(help="HTTP address; off loopback HERON_MCP_TOKEN is required")
+]
+
+
 @mcp_app.command("docs")
 @one_line_errors
 def mcp_docs(
-    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")] = (
-        "stdio"
-    ),
-    host: Annotated[
-        str, typer.Option(help="HTTP address; off loopback HERON_MCP_TOKEN is required")
-    ] = ("127.0.0.1"),
+    transport: TransportOption = "stdio",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the docs MCP server: search_docs and get_document over the ingested docs."""
@@ -359,12 +362,8 @@ def mcp_docs(
 @mcp_app.command("github")
 @one_line_errors
 def mcp_github(
-    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")] = (
-        "stdio"
-    ),
-    host: Annotated[
-        str, typer.Option(help="HTTP address; off loopback HERON_MCP_TOKEN is required")
-    ] = ("127.0.0.1"),
+    transport: TransportOption = "stdio",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8001,
 ) -> None:
     """Serve the GitHub MCP server: code, issues, PRs, files, commits, releases (GITHUB_REPOS)."""

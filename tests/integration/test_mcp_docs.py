@@ -29,24 +29,8 @@ from heron.errors import ConfigError
 from heron.mcp_servers.docs import build_docs_server, main
 from heron.mcp_servers.serving import build_http_app
 from tests.conftest import wait_until
+from tests.integration.test_docsearch import VACUUM
 
-VACUUM = textwrap.dedent(
-    """\
-    # Routine Vacuuming
-
-    PostgreSQL databases require periodic maintenance known as vacuuming.
-
-    ## Recovering Disk Space
-
-    VACUUM FULL rewrites the entire table into a new disk file with no extra space,
-    which returns unused space to the operating system. It takes an exclusive lock.
-
-    ## Preventing Transaction ID Wraparound Failures
-
-    Every table must be vacuumed at least once every two billion transactions,
-    or old rows would appear to be in the future: the freeze horizon.
-    """
-)
 NOTIFY = textwrap.dedent(
     """\
     # NOTIFY
