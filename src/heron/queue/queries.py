@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from importlib import resources
-from typing import Any, LiteralString
+from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
 from heron.database.models import Event
+from heron.database.named_sql import NamedQueries
 from heron.queue.retry import RetryDecision
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-
-
-@cache
-def _load() -> dict[str, str]:
-    text = resources.files("heron.queue.sql").joinpath("queries.sql").read_text(encoding="utf-8")
-    parts = _NAME.split(text)
-    return {
-        name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
-
-
-def query(name: str) -> LiteralString:
-    """The text of a named query (shipped with the package, never built from input)."""
-    try:
-        return _load()[name]  # shipped text, never built from input
-    except KeyError:
-        raise KeyError(f"no query named {name!r} in queue/sql/queries.sql") from None
+query = NamedQueries("heron.queue.sql", "queries.sql")
 
 
 def enqueue_params(
