@@ -93,23 +93,30 @@ def processor(config: Config) -> Iterator[EventProcessor]:
 def run(
     workers: Annotated[int | None, typer.Option(help="Worker pool size (WORKER_POOL_SIZE)")] = None,
 ) -> None:
-    """Run Heron: database (embedded without DATABASE_URL), migrations, worker pool."""
-    from heron.queue.handlers import default_registry
-    from heron.queue.worker_pool import WorkerPool
+    """Run Heron: database (embedded without DATABASE_URL), migrations, Slack, workers, HTTP."""
+    from heron.runtime import Runtime, run_until_signal
 
     config = load_config()
     config.log_configuration()
     db = connect(config)
     db.create_tables()
-    registry = default_registry()
-    pool = WorkerPool(workers or config.worker_pool_size, db, registry, config=config)
-    err.print(
-        f"Heron is running: {pool.size} workers on {redact_url(db.url)} "
-        f"(handlers: {', '.join(registry.event_types)}). Ctrl-C stops it.",
-        highlight=False,
-        soft_wrap=True,
-    )
-    pool.run_forever()
+    runtime = Runtime(config, db, workers=workers)
+
+    def started(runtime: Runtime) -> None:
+        slack = "Slack connected" if runtime.slack is not None else "no Slack tokens configured"
+        http = runtime.http.url if runtime.http is not None else "-"
+        err.print(
+            f"Heron is running: {runtime.workers.size} workers on {redact_url(db.url)}, "
+            f"{slack}, HTTP on {http} (handlers: {', '.join(runtime.registry.event_types)}). "
+            "Ctrl-C stops it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    try:
+        run_until_signal(runtime, started)
+    finally:
+        db.dispose()
 
 
 @db_app.command("migrate")

@@ -44,6 +44,11 @@ class Config(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_api_url: str | None = Field(
+        default=None,
+        description="Slack Web API base URL (default https://slack.com/api/); the local "
+        "workspace and the tests point it at Heron's Slack fake",
+    )
     anthropic_api_key: SecretStr | None = None
 
     worker_pool_size: int = Field(default=5, ge=1, le=1000)
@@ -80,6 +85,11 @@ class Config(BaseSettings):
         default=None, description="Comma-separated orgs and owner/repo the GitHub tools may read"
     )
     openai_base_url: str | None = None
+
+    heron_http_host: str = Field(
+        default="127.0.0.1", description="Heron's HTTP server (Events API, health); 0.0.0.0 to expose"
+    )
+    heron_http_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
 
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     heron_log_format: Literal["auto", "json", "console"] = "auto"

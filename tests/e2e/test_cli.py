@@ -21,7 +21,7 @@ def env(**extra: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("SLACK_")
     }
-    return base | {"HERON_LOG_FORMAT": "json", "COLUMNS": "200"} | extra
+    return base | {"HERON_LOG_FORMAT": "json", "COLUMNS": "200", "HERON_HTTP_PORT": "0"} | extra
 
 
 def heron(

@@ -107,11 +107,11 @@ class WorkerPool:
         self._stopped = True
         self._running = False  # no new claims from here on; workers_running reads 0
         thread, loop, requested = self._thread, self._loop, self._stop_requested
-        if thread is None:
-            return
         if loop is not None and requested is not None and not loop.is_closed():
             with suppress(RuntimeError):  # the loop closed between the check and the call
                 loop.call_soon_threadsafe(requested.set)
+        if thread is None:  # not started, or serve() runs on the caller's own loop
+            return
         grace = self.config.heron_shutdown_grace_seconds
         thread.join(timeout if timeout is not None else grace + 30)
 

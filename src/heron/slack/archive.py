@@ -34,6 +34,7 @@ from heron.slack.events import (
     SaveChannel,
     SaveMessage,
     SaveUser,
+    SetMembers,
     plan_event,
 )
 from heron.slack.partitions import Partitions
@@ -159,6 +160,10 @@ async def _apply(conn: psycopg.AsyncConnection[Any], action: Action) -> None:
     elif isinstance(action, Membership):
         params = {"channel_id": action.channel_id, "user_id": action.user_id}
         await conn.execute(query("join" if action.joined else "leave"), params)
+    elif isinstance(action, SetMembers):
+        members = {"channel_id": action.channel_id, "user_ids": list(action.user_ids)}
+        await conn.execute(query("set_members_remove"), members)
+        await conn.execute(query("set_members_add"), members)
     elif isinstance(action, SaveUser):
         await conn.execute(query("save_user"), user_params(action.user))
     elif isinstance(action, FetchFileText):

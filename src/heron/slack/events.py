@@ -20,8 +20,12 @@ MAX_TEXT_FILE_BYTES = 256 * 1024
 
 _TS = re.compile(r"^\d{1,12}\.\d{1,6}$")
 _ID = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,40}$")
-_CHANNEL_TYPES = {"channel": (False, False, False), "group": (True, False, False),
-                  "im": (True, True, False), "mpim": (True, False, True)}  # fmt: skip
+_CHANNEL_TYPES = {
+    "channel": (False, False, False),
+    "group": (True, False, False),
+    "im": (True, True, False),
+    "mpim": (True, False, True),
+}
 # Message subtypes that are someone saying something (a question can only be one of these).
 _SPOKEN = {None, "file_share", "thread_broadcast", "me_message"}
 _TEXT_FILE_TYPES = {
@@ -129,6 +133,14 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMembers:
+    """The full member list of a channel, as conversations.members or an export gives it."""
+
+    channel_id: str
+    user_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SaveUser:
     user: dict[str, Any]
 
@@ -143,7 +155,16 @@ class FetchFileText:
     url: str
 
 
-Action = SaveMessage | DeleteMessage | React | SaveChannel | Membership | SaveUser | FetchFileText
+Action = (
+    SaveMessage
+    | DeleteMessage
+    | React
+    | SaveChannel
+    | Membership
+    | SetMembers
+    | SaveUser
+    | FetchFileText
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,8 +470,19 @@ def _file_fetches(row: MessageRow) -> list[Action]:
     return fetches
 
 
-_FILE_FIELDS = ("id", "name", "title", "mimetype", "filetype", "size", "permalink",
-                "url_private", "url_private_download", "created", "user")  # fmt: skip
+_FILE_FIELDS = (
+    "id",
+    "name",
+    "title",
+    "mimetype",
+    "filetype",
+    "size",
+    "permalink",
+    "url_private",
+    "url_private_download",
+    "created",
+    "user",
+)
 
 
 def _file_summary(file: Mapping[str, Any]) -> dict[str, Any]:

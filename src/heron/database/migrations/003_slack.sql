@@ -182,6 +182,7 @@ CREATE TABLE IF NOT EXISTS slack_replies (
     thread_ts   TEXT,
     text        TEXT NOT NULL,
     message_ts  TEXT,                             -- NULL until posted (or adopted)
+    post_attempts INTEGER NOT NULL DEFAULT 0,     -- > 0 and no message_ts: look before posting
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     posted_at   TIMESTAMPTZ,
     PRIMARY KEY (event_id, part)

@@ -102,6 +102,27 @@ ON CONFLICT DO NOTHING;
 -- name: leave
 DELETE FROM slack_channel_members WHERE channel_id = %(channel_id)s AND user_id = %(user_id)s;
 
+-- name: set_members_remove
+DELETE FROM slack_channel_members
+WHERE channel_id = %(channel_id)s AND NOT user_id = ANY(%(user_ids)s::text[]);
+
+-- name: set_members_add
+INSERT INTO slack_channel_members (channel_id, user_id)
+SELECT %(channel_id)s, u FROM unnest(%(user_ids)s::text[]) AS u
+ON CONFLICT DO NOTHING;
+
+-- name: file_text
+-- A small text file's content, downloaded by a worker, kept with the file's metadata.
+UPDATE slack_messages SET
+    files = (SELECT jsonb_agg(CASE WHEN f ->> 'id' = %(file_id)s
+                                   THEN f || jsonb_build_object('content', %(content)s::text)
+                                   ELSE f END)
+             FROM jsonb_array_elements(files) AS f),
+    updated_at = now()
+WHERE channel_id = %(channel_id)s AND ts = %(ts)s
+  AND message_at = to_timestamp(%(ts)s::text::numeric) AND deleted_at IS NULL
+  AND jsonb_array_length(files) > 0;
+
 -- name: save_user
 INSERT INTO slack_users AS u
     (id, team_id, name, real_name, display_name, tz, is_bot, deleted, raw)

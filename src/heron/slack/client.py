@@ -1,0 +1,44 @@
+"""slack_sdk clients configured once: base URL, timeouts and retry handlers."""
+
+from __future__ import annotations
+
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from heron.config import Config
+from heron.errors import ConfigError
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def api_url(config: Config) -> str:
+    url = config.slack_api_url or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def retry_handlers(*, idempotent: bool = True) -> list[AsyncRetryHandler]:
+    """429s are always retried after Retry-After (Slack refused the call). 5xx answers and
+    dropped connections are retried only for calls that are safe to repeat: a post that
+    reached Slack before the connection broke would otherwise appear twice."""
+    handlers: list[AsyncRetryHandler] = [AsyncRateLimitErrorRetryHandler(max_retry_count=5)]
+    if idempotent:
+        handlers.append(AsyncServerErrorRetryHandler(max_retry_count=3))
+        handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=3))
+    return handlers
+
+
+def web_client(config: Config, *, idempotent: bool = True, timeout: int = 30) -> AsyncWebClient:
+    """The bot's Web API client. `idempotent=False` for posting (see retry_handlers)."""
+    if config.slack_bot_token is None:
+        raise ConfigError(["SLACK_BOT_TOKEN is required to talk to Slack"])
+    return AsyncWebClient(
+        token=config.slack_bot_token.get_secret_value(),
+        base_url=api_url(config),
+        timeout=timeout,
+        retry_handlers=retry_handlers(idempotent=idempotent),
+    )

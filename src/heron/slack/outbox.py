@@ -1,0 +1,158 @@
+"""Replies posted exactly once, whatever crashes in between.
+
+Each part of an answer is written to slack_replies before it is posted, and the attempt
+is counted (committed) before the HTTP call. A part with attempts but no message_ts may
+have reached Slack before its poster died; so before posting it again, the thread is read
+(conversations.replies with metadata) and a message carrying this event's metadata is
+adopted instead. A session advisory lock per event keeps two deliverers (a worker whose
+lease ran out and the one that took over) from posting side by side; PostgreSQL drops it
+with the connection of a killed process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from slack_sdk.web.async_client import AsyncWebClient
+
+from heron.database.named_sql import NamedQueries
+from heron.slack.formatting import markdown_to_mrkdwn, split_message
+
+log = structlog.get_logger(__name__)
+query = NamedQueries("heron.slack.sql", "outbox.sql")
+
+METADATA_EVENT_TYPE = "heron_reply"
+_LOCK_NAMESPACE = 0x48524E31  # "HRN1": outbox locks, keyed by event id
+_REPLIES_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What deliver() did: the posted message ts per part, and how many were adopted."""
+
+    message_ts: list[str]
+    posted: int
+    adopted: int
+
+
+class Outbox:
+    """Delivers answers through slack_replies; `client` must not retry 5xx by itself
+    (see heron.slack.client.retry_handlers), the outbox does it safely."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], client: AsyncWebClient) -> None:
+        self.pool = pool
+        self.client = client
+
+    async def stored(self, event_id: int) -> bool:
+        """True once an answer for this event is in the outbox (a retry must not re-ask
+        the model: it delivers what is stored)."""
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query("parts"), {"event_id": event_id})
+            return await cursor.fetchone() is not None
+
+    async def deliver(
+        self, event_id: int, channel_id: str, thread_ts: str | None, markdown: str | None
+    ) -> Delivery:
+        """Post the answer (Markdown) in the thread unless it already is; `markdown=None`
+        delivers what an earlier attempt stored."""
+        texts = [] if markdown is None else split_message(markdown_to_mrkdwn(markdown))
+        key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
+        async with self.pool.connection() as conn:
+            await conn.execute(query("lock"), key)
+            try:
+                if texts:
+                    params = {
+                        "event_id": event_id,
+                        "channel_id": channel_id,
+                        "thread_ts": thread_ts,
+                        "texts": texts,
+                    }
+                    await conn.execute(query("store"), params)
+                parts = await (
+                    await conn.execute(query("parts"), {"event_id": event_id})
+                ).fetchall()
+                return await self._post_parts(conn, event_id, parts)
+            finally:
+                await conn.execute(query("unlock"), key)
+
+    async def _post_parts(self, conn: Any, event_id: int, parts: Sequence[Any]) -> Delivery:
+        found: dict[int, str] | None = None
+        posted = adopted = 0
+        done: list[str] = []
+        for part in parts:
+            ts = part["message_ts"]
+            if ts is None and part["post_attempts"] > 0:
+                if found is None:
+                    found = await self._find_posted(part["channel_id"], part["thread_ts"], event_id)
+                ts = found.get(part["part"])
+                if ts is not None:
+                    adopted += 1
+                    log.info(
+                        "reply adopted after an interrupted post",
+                        event_id=event_id,
+                        part=part["part"],
+                        message_ts=ts,
+                    )
+            if ts is None:
+                await conn.execute(query("attempt"), {"event_id": event_id, "part": part["part"]})
+                ts = await self._post(part, event_id)
+                posted += 1
+            if part["message_ts"] is None:
+                params = {"event_id": event_id, "part": part["part"], "message_ts": ts}
+                await conn.execute(query("posted"), params)
+            done.append(ts)
+        return Delivery(done, posted, adopted)
+
+    async def _post(self, part: Any, event_id: int) -> str:
+        response = await self.client.chat_postMessage(
+            channel=part["channel_id"],
+            thread_ts=part["thread_ts"],
+            text=part["text"],
+            metadata={
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": {"heron_event_id": event_id, "part": part["part"]},
+            },
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return str(response["ts"])
+
+    async def _find_posted(
+        self, channel_id: str, thread_ts: str | None, event_id: int
+    ) -> dict[int, str]:
+        """Parts of this event's answer already in the thread: {part: ts}."""
+        if thread_ts is None:
+            return {}
+        found: dict[int, str] = {}
+        cursor: str | None = None
+        while True:
+            page = await self.client.conversations_replies(
+                channel=channel_id,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=_REPLIES_PAGE,
+                cursor=cursor,
+            )
+            for message in page.get("messages") or []:
+                part = reply_part(message, event_id)
+                if part is not None:
+                    found.setdefault(part, str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return found
+
+
+def reply_part(message: dict[str, Any], event_id: int) -> int | None:
+    """The part number if this Slack message is part of the answer to `event_id`."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, dict) or str(payload.get("heron_event_id")) != str(event_id):
+        return None
+    part = payload.get("part")
+    return part if isinstance(part, int) else None

@@ -1,0 +1,1 @@
+"""Heron's HTTP side: health, the Events API endpoint, later metrics and the dashboard."""
