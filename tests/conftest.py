@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,3 +60,15 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.01)
+
+
+async def eventually(
+    predicate: Callable[[], bool], within: float = 15.0, what: str = "condition"
+) -> None:
+    """wait_until for async tests: polls without blocking the loop the code under test
+    runs on (for effects in the database or in a fake, which have no event to await)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.02)

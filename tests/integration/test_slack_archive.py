@@ -151,6 +151,18 @@ async def test_reactions_are_a_set_per_name(archive: Archive, database_url: str)
     assert rows(database_url, "SELECT reactions FROM slack_messages")[0]["reactions"] == {}
 
 
+async def test_a_reaction_before_its_message_is_kept(archive: Archive, database_url: str) -> None:
+    item = {"type": "message", "channel": "C1", "ts": TS}
+    early = {"type": "reaction_added", "user": "U2", "reaction": "eyes", "item": item}
+    await archive.take(callback(early, "Ev1"))
+    await archive.take(callback(message("here now"), "Ev2"))
+    (row,) = rows(
+        database_url, "SELECT text, previous_texts, reactions, user_id FROM slack_messages"
+    )
+    assert row == {"text": "here now", "previous_texts": [], "reactions": {"eyes": ["U2"]},
+                   "user_id": "U1"}  # fmt: skip
+
+
 async def test_channels_members_and_users_are_kept_current(
     archive: Archive, database_url: str
 ) -> None:

@@ -39,8 +39,13 @@ def build_app(
             bot_token=token,
         )
 
+    # Bolt takes the token from AuthorizeResult; a client without one keeps it from
+    # warning that the token is ignored.
+    tokenless = AsyncWebClient(
+        base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers
+    )
     app = AsyncApp(
-        client=client,
+        client=tokenless,
         authorize=authorize,
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,

@@ -145,16 +145,13 @@ async def _apply(conn: psycopg.AsyncConnection[Any], action: Action) -> None:
         params = {"channel_id": action.channel_id, "ts": action.ts}
         await conn.execute(query("delete_message"), params)
     elif isinstance(action, React):
-        await conn.execute(
-            query("react"),
-            {
-                "channel_id": action.channel_id,
-                "ts": action.ts,
-                "name": action.name,
-                "user_id": action.user_id,
-                "added": action.added,
-            },
-        )
+        params = {
+            "channel_id": action.channel_id,
+            "ts": action.ts,
+            "name": action.name,
+            "user_id": action.user_id,
+        }
+        await conn.execute(query("react_add" if action.added else "react_remove"), params)
     elif isinstance(action, SaveChannel):
         await conn.execute(query("save_channel"), channel_params(action))
     elif isinstance(action, Membership):

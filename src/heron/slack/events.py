@@ -211,7 +211,7 @@ class Plan:
         for action in self.actions:
             if isinstance(action, SaveMessage):
                 found.append(action.row.ts)
-            elif isinstance(action, DeleteMessage):
+            elif isinstance(action, DeleteMessage | React):
                 found.append(action.ts)
         return found
 

@@ -28,7 +28,7 @@ ON CONFLICT (channel_id, ts, message_at) DO UPDATE SET
                 THEN EXCLUDED.text ELSE m.text END,
     previous_texts = CASE
         WHEN COALESCE(EXCLUDED.edited_at, '-infinity') >= COALESCE(m.edited_at, '-infinity')
-             AND EXCLUDED.text <> m.text
+             AND EXCLUDED.text <> m.text AND m.text <> ''
         THEN m.previous_texts || m.text ELSE m.previous_texts END,
     edited_at = GREATEST(m.edited_at, EXCLUDED.edited_at),
     reply_count = GREATEST(m.reply_count, EXCLUDED.reply_count),
@@ -49,12 +49,22 @@ ON CONFLICT (channel_id, ts, message_at) DO UPDATE SET
     text = '', previous_texts = '{}', files = '[]', metadata = NULL, raw = '{}',
     updated_at = now();
 
--- name: react
+-- name: react_add
+-- Events race: a reaction can be taken in before its message. Then the row starts as a
+-- placeholder (raw '{}', no text) that the message fills in when it arrives.
+INSERT INTO slack_messages AS m (channel_id, ts, message_at, reactions)
+VALUES (%(channel_id)s, %(ts)s, to_timestamp(%(ts)s::text::numeric),
+        jsonb_build_object(%(name)s::text, jsonb_build_array(%(user_id)s::text)))
+ON CONFLICT (channel_id, ts, message_at) DO UPDATE SET
+    reactions = jsonb_set(m.reactions, ARRAY[%(name)s::text],
+        (COALESCE(m.reactions -> %(name)s::text, '[]') - %(user_id)s::text)
+        || to_jsonb(%(user_id)s::text)),
+    updated_at = now()
+WHERE m.deleted_at IS NULL;
+
+-- name: react_remove
 UPDATE slack_messages SET
     reactions = CASE
-        WHEN %(added)s THEN jsonb_set(reactions, ARRAY[%(name)s::text],
-            (COALESCE(reactions -> %(name)s::text, '[]') - %(user_id)s::text)
-            || to_jsonb(%(user_id)s::text))
         WHEN jsonb_array_length(COALESCE(reactions -> %(name)s::text, '[]') - %(user_id)s::text) = 0
         THEN reactions - %(name)s::text
         ELSE jsonb_set(reactions, ARRAY[%(name)s::text],

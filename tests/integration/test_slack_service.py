@@ -1,0 +1,211 @@
+"""Heron's Slack side end to end: the real slack_bolt and slack_sdk against the Slack fake,
+the archive and queue on real PostgreSQL, replies through the outbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from heron.database.connection import DatabaseConnection
+from heron.runtime import Runtime
+from heron.testing.slack import SlackFake
+from tests.conftest import eventually, make_config
+
+
+def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake() -> Iterator[SlackFake]:
+    with SlackFake() as fake:
+        yield fake
+
+
+class Answers:
+    """The responder: answers in Markdown and counts how often it was asked."""
+
+    def __init__(
+        self, text: str = "Run **VACUUM**; see [the docs](https://example.org/vacuum)."
+    ) -> None:
+        self.text = text
+        self.asked: list[dict[str, Any]] = []
+
+    async def __call__(self, question: dict[str, Any]) -> str:
+        self.asked.append(question)
+        return self.text
+
+
+@pytest.fixture
+async def heron(database_url: str, fake: SlackFake) -> AsyncIterator[tuple[Runtime, Answers]]:
+    config = make_config(
+        database_url,
+        slack_bot_token=fake.bot_token,
+        slack_app_token=fake.app_token,
+        slack_signing_secret=fake.signing_secret,
+        slack_api_url=fake.api_url,
+        heron_http_port=0,
+        worker_pool_size=2,
+    )
+    db = DatabaseConnection(database_url)
+    answers = Answers()
+    runtime = Runtime(config, db, respond=answers)
+    await runtime.start()
+    try:
+        yield runtime, answers
+    finally:
+        await runtime.stop()
+        db.dispose()
+
+
+def user(fake: SlackFake) -> str:
+    """Ada, in #eng with the bot (Slack tells an app only about conversations it is in)."""
+    ada = fake.add_user("ada", real_name="Ada Lovelace", tz="Europe/London").id
+    fake.add_channel("eng", members=[ada])
+    return ada
+
+
+async def test_a_mention_over_socket_mode_is_archived_queued_acked_and_answered_once(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    _, answers = heron
+    ada = user(fake)
+    question = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> how do I vacuum?")
+    eng = fake.channel("eng").id
+    await eventually(lambda: len(fake.bot_replies(eng, question["ts"])) == 1, what="a reply")
+    (reply,) = fake.bot_replies(eng, question["ts"])
+    assert reply["text"] == "Run *VACUUM*; see <https://example.org/vacuum|the docs>."
+    assert reply["metadata"]["event_type"] == "heron_reply"
+    # Both deliveries (app_mention and message.channels) were acked; one question.
+    for delivery in fake.deliveries:
+        await fake.wait_for_event_ack_async(delivery.event_id)
+    assert len(answers.asked) == 1
+    (event,) = rows(database_url, "SELECT event_type, status, payload FROM events")
+    assert event["event_type"] == "slack.question"
+    assert event["payload"]["user"] == ada
+    await eventually(
+        lambda: rows(database_url, "SELECT status FROM events") == [{"status": "completed"}],
+        what="the event completed",
+    )
+    # The archive holds the question and, from the echo of Heron's own post, the reply,
+    # which never became a question.
+    await eventually(
+        lambda: len(rows(database_url, "SELECT 1 FROM slack_messages")) == 2, what="the echo"
+    )
+    assert len(rows(database_url, "SELECT 1 FROM events")) == 1
+    assert len(fake.bot_replies(eng, question["ts"])) == 1
+
+
+async def test_a_direct_message_is_answered_in_its_thread(
+    heron: tuple[Runtime, Answers], fake: SlackFake
+) -> None:
+    ada = user(fake)
+    dm = fake.open_dm(ada)
+    question = fake.post_user_message(dm.id, ada, "what is a hypertable?")
+    await eventually(lambda: len(fake.bot_replies(dm.id, question["ts"])) == 1, what="a DM reply")
+    assert heron[1].asked[0]["kind"] == "dm"
+
+
+async def test_an_event_delivered_three_times_is_one_question(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    eng = fake.channel("eng").id
+    event = {
+        "type": "app_mention",
+        "channel": eng,
+        "user": ada,
+        "text": f"<@{fake.bot_user_id}> once please",
+        "ts": "1764115200.000100",
+        "event_ts": "1764115200.000100",
+    }
+    fake.deliver_event(event, event_id="EvTriple", duplicate=3)
+    await eventually(lambda: len([d for d in fake.deliveries if d.acked]) == 3, what="3 acks")
+    await eventually(
+        lambda: rows(database_url, "SELECT status FROM events") == [{"status": "completed"}]
+    )
+    posts = fake.calls_to("chat.postMessage")
+    assert [p["thread_ts"] for p in posts] == ["1764115200.000100"]
+    assert len(rows(database_url, "SELECT 1 FROM events")) == 1
+    assert (
+        len(rows(database_url, "SELECT 1 FROM slack_event_receipts WHERE event_id = 'EvTriple'"))
+        == 1
+    )
+
+
+async def test_edits_deletes_and_reactions_reach_the_archive(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    eng = fake.channel("eng").id
+    posted = fake.post_user_message("eng", ada, "the deploy is at 5")
+    fake.edit_message(eng, posted["ts"], "the deploy is at 6")
+    fake.add_reaction(eng, posted["ts"], ada, "thumbsup")
+    doomed = fake.post_user_message("eng", ada, "my password is hunter2")
+    fake.delete_message(eng, doomed["ts"])
+
+    def archived() -> dict[str, dict[str, Any]]:
+        found = rows(
+            database_url,
+            "SELECT ts, text, previous_texts, reactions, deleted_at FROM slack_messages",
+        )
+        return {row["ts"]: row for row in found}
+
+    await eventually(
+        lambda: (
+            archived().get(doomed["ts"], {}).get("deleted_at") is not None
+            and archived()[posted["ts"]]["reactions"] == {"thumbsup": [ada]}
+        ),
+        what="the edit, the reaction and the delete",
+    )
+    kept = archived()[posted["ts"]]
+    assert (kept["text"], kept["previous_texts"]) == ("the deploy is at 6", ["the deploy is at 5"])
+    assert archived()[doomed["ts"]]["text"] == ""
+
+
+async def test_the_events_api_verifies_signatures_and_answers_url_verification(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    runtime, _ = heron
+    assert runtime.http is not None
+    fake.events_api_url = f"{runtime.http.url}/slack/events"
+    status, body = await fake.send_url_verification_async("challenge-42")
+    assert status == 200
+    assert "challenge-42" in body
+    ada = user(fake)
+    eng = fake.channel("eng").id
+    event = {"type": "message", "channel": eng, "channel_type": "channel", "user": ada,
+             "text": "signed and sealed", "ts": "1764115300.000100"}  # fmt: skip
+    forged = await fake.send_events_api_async(event, event_id="EvForged", bad_signature=True)
+    stale = await fake.send_events_api_async(
+        event, event_id="EvStale", timestamp=int(time.time()) - 6 * 60
+    )
+    assert (forged[0], stale[0]) == (401, 401)
+    assert rows(database_url, "SELECT 1 FROM slack_messages") == []
+    accepted = await fake.send_events_api_async(event, event_id="EvGood")
+    assert accepted[0] == 200
+    assert rows(database_url, "SELECT text FROM slack_messages") == [{"text": "signed and sealed"}]
+
+
+async def test_readiness_reports_slack_workers_and_database(
+    heron: tuple[Runtime, Answers], fake: SlackFake
+) -> None:
+    import aiohttp
+
+    runtime, _ = heron
+    assert runtime.http is not None
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{runtime.http.url}/readyz") as response:
+            ready = await response.json()
+        async with session.get(f"{runtime.http.url}/healthz") as response:
+            assert response.status == 200
+    assert ready == {
+        "status": "ready",
+        "checks": {"database": True, "workers": True, "slack": True},
+    }
