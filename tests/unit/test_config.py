@@ -80,3 +80,11 @@ def test_invalid_secret_values_are_not_echoed(monkeypatch):
     with pytest.raises(ConfigError) as caught:
         make(database_url=["postgresql://u:hunter2@h/d"])
     assert "hunter2" not in str(caught.value)
+
+
+def test_env_sample_lists_every_setting() -> None:
+    from pathlib import Path
+
+    sample = (Path(__file__).parents[2] / ".env.sample").read_text()
+    missing = [name.upper() for name in Config.model_fields if f"{name.upper()}=" not in sample]
+    assert missing == []
