@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from heron.agent.retrieval import DocsLookup, RetrievalResponder
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
 from heron.queue.handlers import HandlerRegistry, default_registry
@@ -59,7 +60,8 @@ class Runtime:
         if slack_enabled(self.config):
             self.slack = SlackService(self.config, self.pool)
             await self.slack.start()
-            self.slack.register_handlers(self.registry, self.respond or _retrieval_pending)
+            respond = self.respond or self._retrieval_only(self.slack)
+            self.slack.register_handlers(self.registry, respond)
             routes = self.slack.routes()
         self._workers_task = asyncio.create_task(self.workers.serve(), name="heron-workers")
         readiness = {"database": self._database_ok, "workers": self._workers_ok}
@@ -90,6 +92,11 @@ class Runtime:
         finally:
             await self.stop()
 
+    def _retrieval_only(self, slack: SlackService) -> Responder:
+        workspace_url = slack.bot.url if slack.bot is not None else None
+        docs = DocsLookup(self.config, self.db.conninfo)
+        return RetrievalResponder(self.pool, docs, workspace_url)
+
     async def _database_ok(self) -> bool:
         try:
             async with self.pool.connection(timeout=2) as conn:
@@ -103,11 +110,6 @@ class Runtime:
 
     async def _slack_ok(self) -> bool:
         return self.slack is not None and self.slack.connected
-
-
-async def _retrieval_pending(question: dict[str, Any]) -> str:
-    # Replaced by the agent (heron.agent): until then every question gets this answer.
-    return "I got your question, but no answering engine is configured yet."
 
 
 def run_until_signal(runtime: Runtime, on_started: Callable[[Runtime], Any] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -42,8 +43,10 @@ class Answers:
         return self.text
 
 
-@pytest.fixture
-async def heron(database_url: str, fake: SlackFake) -> AsyncIterator[tuple[Runtime, Answers]]:
+@asynccontextmanager
+async def running_heron(
+    database_url: str, fake: SlackFake, respond: Answers | None
+) -> AsyncIterator[Runtime]:
     config = make_config(
         database_url,
         slack_bot_token=fake.bot_token,
@@ -52,16 +55,23 @@ async def heron(database_url: str, fake: SlackFake) -> AsyncIterator[tuple[Runti
         slack_api_url=fake.api_url,
         heron_http_port=0,
         worker_pool_size=2,
+        heron_embedding_provider="hashing",
     )
     db = DatabaseConnection(database_url)
-    answers = Answers()
-    runtime = Runtime(config, db, respond=answers)
+    runtime = Runtime(config, db, respond=respond)
     await runtime.start()
     try:
-        yield runtime, answers
+        yield runtime
     finally:
         await runtime.stop()
         db.dispose()
+
+
+@pytest.fixture
+async def heron(database_url: str, fake: SlackFake) -> AsyncIterator[tuple[Runtime, Answers]]:
+    answers = Answers()
+    async with running_heron(database_url, fake, answers) as runtime:
+        yield runtime, answers
 
 
 def user(fake: SlackFake) -> str:
@@ -209,3 +219,27 @@ async def test_readiness_reports_slack_workers_and_database(
         "status": "ready",
         "checks": {"database": True, "workers": True, "slack": True},
     }
+
+
+async def test_without_a_model_the_answer_is_what_the_asker_may_read(
+    database_url: str, fake: SlackFake
+) -> None:
+    ada = user(fake)
+    bob = fake.add_user("bob").id
+    fake.add_channel("ops-private", private=True, members=[bob])
+    eng = fake.channel("eng").id
+    secret = fake.channel("ops-private").id
+    async with running_heron(database_url, fake, respond=None):
+        fake.post_user_message("eng", ada, "to vacuum a big table run VACUUM (VERBOSE) at night")
+        fake.post_user_message(secret, bob, "the vacuum password is hunter2")
+        await eventually(
+            lambda: len(rows(database_url, "SELECT 1 FROM slack_messages")) == 2, what="archive"
+        )
+        question = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> how to vacuum?")
+        await eventually(lambda: len(fake.bot_replies(eng, question["ts"])) == 1, what="reply")
+    (reply,) = fake.bot_replies(eng, question["ts"])
+    assert "No model is configured" in reply["text"]
+    assert "VACUUM (VERBOSE)" in reply["text"]
+    assert f"/archives/{eng}/p" in reply["text"]  # a permalink
+    assert "hunter2" not in reply["text"]  # Ada is not in the private channel
+    assert "how to vacuum" not in reply["text"]  # the question does not answer itself

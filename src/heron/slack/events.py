@@ -63,6 +63,7 @@ class BotIdentity:
     user_id: str
     bot_id: str | None = None
     team_id: str | None = None
+    url: str | None = None  # the workspace, e.g. https://acme.slack.com/ (for permalinks)
 
     def is_self(self, event: Mapping[str, Any]) -> bool:
         return event.get("user") == self.user_id or (

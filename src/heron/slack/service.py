@@ -54,6 +54,7 @@ async def identify(client: AsyncWebClient) -> BotIdentity:
         user_id=str(response["user_id"]),
         bot_id=response.get("bot_id"),
         team_id=response.get("team_id"),
+        url=response.get("url"),
     )
 
 
