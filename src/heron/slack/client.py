@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Mapping
+from typing import Any
+
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from heron.config import Config
@@ -21,11 +29,42 @@ def api_url(config: Config) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):
+    """Waits as long as Slack's Retry-After says. slack_sdk 3.x's async handler reads only
+    the header's first character (aiohttp gives a string, not a list): "30" waits 3 s."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is None:
+            raise error or RuntimeError("rate-limit retry without a response")
+        state.next_attempt_requested = True
+        await asyncio.sleep(retry_after(response.headers) + random.random())
+        state.increment_current_attempt()
+
+
+def retry_after(headers: Mapping[str, Any]) -> float:
+    """Seconds from a Retry-After header (a string, or a list of them); 1 if absent."""
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            first = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0.0, float(str(first)))
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
 def retry_handlers(*, idempotent: bool = True) -> list[AsyncRetryHandler]:
     """429s are always retried after Retry-After (Slack refused the call). 5xx answers and
     dropped connections are retried only for calls that are safe to repeat: a post that
     reached Slack before the connection broke would otherwise appear twice."""
-    handlers: list[AsyncRetryHandler] = [AsyncRateLimitErrorRetryHandler(max_retry_count=5)]
+    handlers: list[AsyncRetryHandler] = [RetryAfterHandler(max_retry_count=5)]
     if idempotent:
         handlers.append(AsyncServerErrorRetryHandler(max_retry_count=3))
         handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=3))
