@@ -132,3 +132,17 @@ async def test_a_long_answer_is_split_in_order_and_code_blocks_stay_closed(
     assert all(len(r["text"]) <= 3_900 for r in replies)
     assert all(r["text"].count("```") % 2 == 0 for r in replies)
     assert replies[-1]["text"].endswith("Run it as a superuser.")
+
+
+async def test_a_post_whose_answer_was_lost_is_adopted_on_retry(
+    outbox: Outbox, fake: SlackFake, database_url: str
+) -> None:
+    channel, ts = thread(fake)
+    event_id = an_event(database_url)
+    fake.lose_response_next("chat.postMessage")  # Slack posts it; the answer never arrives
+    with pytest.raises(aiohttp.ClientError):
+        await outbox.deliver(event_id, channel, ts, "the answer")
+    assert len(fake.bot_replies(channel, ts)) == 1
+    retried = await outbox.deliver(event_id, channel, ts, None)
+    assert (retried.posted, retried.adopted) == (0, 1)
+    assert len(fake.bot_replies(channel, ts)) == 1

@@ -236,6 +236,20 @@ class SlackFake(UserActivity):
         """Close the connection on the next `times` calls of `method`, answering nothing."""
         self.faults.add(method, Fault(drop=True), times)
 
+    def lose_response_next(self, method: str, times: int = 1) -> None:
+        """The next `times` calls take effect, then the connection closes unanswered: the
+        caller cannot know that Slack did the work (a post made, its reply lost)."""
+        self.faults.add(method, Fault(drop=True, after=True), times)
+
+    def hold_response_next(self, method: str, times: int = 1) -> None:
+        """The next `times` calls take effect, and their answers wait for
+        release_responses() (or stop()): a caller can be killed in between."""
+        self.faults.add(method, Fault(hold=True, after=True), times)
+
+    def release_responses(self) -> None:
+        """Send every held answer (see hold_response_next); later holds pass at once."""
+        self._server.call_soon(self._api.released.set)
+
     def rate_limit(
         self, method: str, *, per_minute: int, max_page: int | None = None, window: float = 60.0
     ) -> None:
@@ -493,5 +507,6 @@ class SlackFake(UserActivity):
         return app
 
     async def _shutdown(self) -> None:
+        self._api.released.set()
         await self._socket.stop()
         await self._events_api.stop()

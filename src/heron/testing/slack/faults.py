@@ -24,6 +24,10 @@ class Fault:
     retry_after: float | None = 1
     error: str | None = None
     drop: bool = False
+    # Faults after the call took effect, as when Slack did the work but its answer never
+    # arrived: `drop` closes the connection, `hold` keeps the answer back until released.
+    after: bool = False
+    hold: bool = False
 
 
 @dataclass

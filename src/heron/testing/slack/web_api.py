@@ -8,6 +8,7 @@ token check and rate limits apply in the order Slack's edge applies them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -183,6 +184,8 @@ class WebApi:
         self.faults = faults
         self.handlers = handlers
         self.record = record
+        # Held answers (Fault.hold) go out when this is set: release_responses() or stop.
+        self.released = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One call: record, scripted fault, method, token, rate limit, then the handler."""
@@ -191,7 +194,7 @@ class WebApi:
         token = _bearer(request) or params.pop("token", None)
         self.record(ApiCall(method, dict(params)))
         fault = self.faults.take(method)
-        if fault is not None:
+        if fault is not None and not fault.after:
             return self._fault(request, fault)
         handler = self.handlers.get(method)
         if handler is None:
@@ -209,6 +212,10 @@ class WebApi:
             body = handler(params)
         except ApiError as error:
             body = {"ok": False, "error": error.error, **error.extra}
+        if fault is not None and fault.hold:
+            await self.released.wait()
+        if fault is not None and fault.drop:
+            return self._fault(request, fault)
         return web.json_response(body)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
