@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from heron.database.connection import DatabaseConnection
 from heron.runtime import Runtime
-from heron.testing.slack import SlackFake
+from heron.testing.slack import FileSpec, SlackFake
 from tests.conftest import eventually, make_config
 
 
@@ -136,7 +136,10 @@ async def test_an_event_delivered_three_times_is_one_question(
         "event_ts": "1764115200.000100",
     }
     fake.deliver_event(event, event_id="EvTriple", duplicate=3)
-    await eventually(lambda: len([d for d in fake.deliveries if d.acked]) == 3, what="3 acks")
+    await eventually(
+        lambda: len([d for d in fake.deliveries if d.acked and d.event_id == "EvTriple"]) == 3,
+        what="3 acks",
+    )
     await eventually(
         lambda: rows(database_url, "SELECT status FROM events") == [{"status": "completed"}]
     )
@@ -243,3 +246,94 @@ async def test_without_a_model_the_answer_is_what_the_asker_may_read(
     assert f"/archives/{eng}/p" in reply["text"]  # a permalink
     assert "hunter2" not in reply["text"]  # Ada is not in the private channel
     assert "how to vacuum" not in reply["text"]  # the question does not answer itself
+
+
+async def test_assistant_thread_messages_are_questions_answered_in_that_thread(
+    heron: tuple[Runtime, Answers], fake: SlackFake
+) -> None:
+    ada = user(fake)
+    pane = fake.start_assistant_thread(ada)
+    asked = fake.post_user_message(pane.channel_id, ada, "summarise #eng", thread_ts=pane.thread_ts)
+    await eventually(
+        lambda: len(fake.bot_replies(pane.channel_id, pane.thread_ts)) == 1, what="the reply"
+    )
+    assert heron[1].asked[0]["ts"] == asked["ts"]
+    assert heron[1].asked[0]["thread_ts"] == pane.thread_ts
+
+
+async def test_a_shared_text_file_is_read_into_the_archive(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    notes = FileSpec("runbook.md", "# Failover\nPromote the replica with pg_ctl promote.\n",
+                     mimetype="text/markdown")  # fmt: skip
+    fake.post_user_message("eng", ada, "the runbook", files=[notes])
+
+    def content() -> str | None:
+        found = rows(database_url, "SELECT files FROM slack_messages WHERE text = 'the runbook'")
+        return found[0]["files"][0].get("content") if found else None
+
+    await eventually(lambda: content() is not None, what="the file's text")
+    assert "pg_ctl promote" in str(content())
+
+
+async def test_bad_payloads_are_recorded_acked_and_do_not_stop_intake(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    eng = fake.channel("eng").id
+    bad = fake.deliver_event({"type": "message", "channel": eng, "text": "no ts at all"})
+    huge = fake.deliver_event(
+        {
+            "type": "message",
+            "channel": eng,
+            "user": ada,
+            "ts": "1764115200.000001",
+            "text": "x" * 100_000,
+        }
+    )
+    for event_id in (bad, huge):
+        assert (await fake.wait_for_event_ack_async(event_id)).acked
+    fake.post_user_message("eng", ada, "still listening")
+    await eventually(
+        lambda: (
+            rows(database_url, "SELECT text FROM slack_messages") == [{"text": "still listening"}]
+        ),
+        what="the next message",
+    )
+    errors = rows(database_url, "SELECT event_id FROM slack_ingest_errors ORDER BY id")
+    assert [e["event_id"] for e in errors] == [bad, huge]
+
+
+async def test_a_failed_database_write_is_not_acked_and_slack_delivers_again(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    fake.ack_timeout = 0.5
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE slack_event_receipts RENAME TO receipts_away")
+        message = fake.post_user_message("eng", ada, "written when the database is back")
+        await eventually(
+            lambda: any(d.retry_attempt >= 1 for d in fake.deliveries), what="redelivery"
+        )
+        assert not any(d.acked for d in fake.deliveries)
+        assert rows(database_url, "SELECT 1 FROM slack_messages") == []
+        conn.execute("ALTER TABLE receipts_away RENAME TO slack_event_receipts")
+    await eventually(lambda: any(d.acked for d in fake.deliveries), what="an ack")
+    assert rows(database_url, "SELECT ts FROM slack_messages") == [{"ts": message["ts"]}]
+
+
+async def test_socket_mode_reconnects_after_a_disconnect_frame(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    ada = user(fake)
+    fake.disconnect("refresh_requested")
+    await eventually(lambda: len(fake.calls_to("apps.connections.open")) >= 2, what="reconnect")
+    await fake.wait_connected_async(timeout=10)
+    fake.post_user_message("eng", ada, "after the refresh")
+    await eventually(
+        lambda: (
+            rows(database_url, "SELECT text FROM slack_messages") == [{"text": "after the refresh"}]
+        ),
+        what="the message after reconnecting",
+    )

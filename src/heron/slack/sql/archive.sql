@@ -29,7 +29,10 @@ ON CONFLICT (channel_id, ts, message_at) DO UPDATE SET
     previous_texts = CASE
         WHEN COALESCE(EXCLUDED.edited_at, '-infinity') >= COALESCE(m.edited_at, '-infinity')
              AND EXCLUDED.text <> m.text AND m.text <> ''
-        THEN m.previous_texts || m.text ELSE m.previous_texts END,
+        THEN m.previous_texts || m.text
+        -- a placeholder (a reaction came first) learns the edit's previous text
+        WHEN m.text = '' AND m.previous_texts = '{}' THEN EXCLUDED.previous_texts
+        ELSE m.previous_texts END,
     edited_at = GREATEST(m.edited_at, EXCLUDED.edited_at),
     reply_count = GREATEST(m.reply_count, EXCLUDED.reply_count),
     files = CASE WHEN m.files = '[]'::jsonb THEN EXCLUDED.files ELSE m.files END,
