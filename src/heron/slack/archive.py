@@ -102,6 +102,17 @@ class Archive:
                 question_id = None if row is None else int(row["id"])
         return TakeResult("stored", question_id)
 
+    async def save_workspace(self) -> None:
+        """Remember the workspace (its URL makes permalinks for the MCP server and tools)."""
+        params = {
+            "team_id": self.bot.team_id or "",
+            "name": self.bot.team_name or "",
+            "url": self.bot.url or "",
+            "bot_user_id": self.bot.user_id,
+        }
+        async with self.pool.connection() as conn:
+            await conn.execute(query("save_workspace"), params)
+
     async def record_error(self, body: Any, error: str) -> None:
         raw = json.dumps(body, default=str)
         shown: Any = body if len(raw) <= _RAW_ERROR_CHARS else {"truncated": raw[:_RAW_ERROR_CHARS]}

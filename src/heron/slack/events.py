@@ -64,6 +64,7 @@ class BotIdentity:
     bot_id: str | None = None
     team_id: str | None = None
     url: str | None = None  # the workspace, e.g. https://acme.slack.com/ (for permalinks)
+    team_name: str | None = None
 
     def is_self(self, event: Mapping[str, Any]) -> bool:
         return event.get("user") == self.user_id or (

@@ -55,6 +55,7 @@ async def identify(client: AsyncWebClient) -> BotIdentity:
         bot_id=response.get("bot_id"),
         team_id=response.get("team_id"),
         url=response.get("url"),
+        team_name=response.get("team"),
     )
 
 
@@ -81,6 +82,7 @@ class SlackService:
     async def start(self) -> None:
         self.bot = await identify(self.client)
         self.archive = Archive(self.pool, self.bot)
+        await self.archive.save_workspace()
         await self.archive.partitions.ensure_ahead()
         secret = self.config.slack_signing_secret
         app = build_app(

@@ -9,6 +9,15 @@
 -- natively range-partitioned by week, and heron_slack_ensure_partitions() creates the
 -- weeks ahead (Heron calls it at startup, hourly and before every import batch).
 
+-- The workspace Heron is installed in (from auth.test at startup): permalinks need its URL.
+CREATE TABLE IF NOT EXISTS slack_workspace (
+    team_id     TEXT PRIMARY KEY,
+    name        TEXT NOT NULL DEFAULT '',
+    url         TEXT NOT NULL DEFAULT '',            -- https://acme.slack.com/
+    bot_user_id TEXT NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS slack_users (
     id            TEXT PRIMARY KEY,
     team_id       TEXT,

@@ -205,3 +205,13 @@ WHERE m.search @@ query.q AND m.deleted_at IS NULL
   AND NOT (m.channel_id = %(exclude_channel)s AND m.ts = %(exclude_ts)s)
 ORDER BY rank DESC, m.message_at DESC
 LIMIT %(limit)s;
+
+-- name: save_workspace
+INSERT INTO slack_workspace (team_id, name, url, bot_user_id)
+VALUES (%(team_id)s, %(name)s, %(url)s, %(bot_user_id)s)
+ON CONFLICT (team_id) DO UPDATE SET
+    name = EXCLUDED.name, url = EXCLUDED.url, bot_user_id = EXCLUDED.bot_user_id,
+    updated_at = now();
+
+-- name: workspace_url
+SELECT url FROM slack_workspace WHERE url <> '' ORDER BY updated_at DESC LIMIT 1;
