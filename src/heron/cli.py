@@ -366,6 +366,27 @@ def mcp_docs(
     serve_docs(transport, host, port, store=store_from_config(config))
 
 
+@mcp_app.command("slack")
+@one_line_errors
+def mcp_slack(
+    transport: TransportOption = "stdio",
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8002,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as-user",
+            help="Slack user id whose view the tools give (stdio; HTTP's default); "
+            "else HERON_MCP_SLACK_USER",
+        ),
+    ] = None,
+) -> None:
+    """Serve the Slack MCP server: the archive as one Slack user may read it."""
+    from heron.mcp_servers.slack import main as serve_slack
+
+    serve_slack(transport, host, port, config=load_config(), as_user=as_user)
+
+
 @mcp_app.command("github")
 @one_line_errors
 def mcp_github(
@@ -437,6 +458,89 @@ def bench_docs(
         raise HeronError("--sizes needs values of at least 100 and --documents at least 1")
     config = load_config()
     run_docs_benchmark(config, sizes=counts, documents=documents, output=output, console=out)
+
+
+@bench_app.command("agent")
+@one_line_errors
+def bench_agent(
+    questions: Annotated[int, typer.Option(min=10, help="Questions to time")] = 200,
+    warmup: Annotated[int, typer.Option(min=0, help="Questions answered before timing")] = 20,
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results")] = Path(
+        "benchmarks/results/agent.json"
+    ),
+) -> None:
+    """Heron's overhead per answered question (Slack fake -> agent -> reply), model excluded."""
+    from heron.bench.agent import run_agent_benchmark
+
+    config = load_config()
+    run_agent_benchmark(config, questions=questions, warmup=warmup, output=output, console=out)
+
+
+slack_app = typer.Typer(help="Slack: import the workspace's history.", no_args_is_help=True)
+app.add_typer(slack_app, name="slack")
+
+
+@slack_app.command("import")
+@one_line_errors
+def slack_import(
+    path: Annotated[
+        Path | None, typer.Argument(help="A Slack export: the zip, or its unzipped folder")
+    ] = None,
+    api: Annotated[
+        bool, typer.Option("--api", help="Backfill through the Web API (SLACK_BOT_TOKEN)")
+    ] = False,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="With --api: only this conversation (id or name)")
+    ] = None,
+    requests_per_minute: Annotated[
+        float | None, typer.Option(help="With --api: history/replies calls a minute (50)")
+    ] = None,
+    page_size: Annotated[int | None, typer.Option(help="With --api: messages a page (200)")] = None,
+    non_marketplace: Annotated[
+        bool,
+        typer.Option(
+            "--non-marketplace",
+            help="With --api: Slack's 2025 limit for non-Marketplace apps (1/min, 15)",
+        ),
+    ] = False,
+) -> None:
+    """Import history from an export, or (--api) backfill it: idempotent and resumable."""
+    from heron.slack import import_cli
+
+    paced = requests_per_minute is not None or page_size is not None or non_marketplace
+    if path is None and not api:
+        raise HeronError("give a Slack export (zip or folder), or --api to read the Web API")
+    if path is not None and api:
+        raise HeronError("give a Slack export or --api, not both")
+    if path is not None and (channel or paced):
+        raise HeronError(
+            "--channel, --requests-per-minute, --page-size and --non-marketplace go with --api"
+        )
+    config = load_config()
+    if path is not None:
+        summary = import_cli.run_export_import(config, path, err)
+        out.print(import_cli.export_summary_line(summary), highlight=False)
+        return
+    pace = import_cli.pace_from_options(requests_per_minute, page_size, non_marketplace)
+    backfilled = import_cli.run_backfill(config, channel or [], pace, err)
+    out.print(import_cli.backfill_summary_line(backfilled), highlight=False)
+
+
+@bench_app.command("import")
+@one_line_errors
+def bench_import(
+    messages: Annotated[int, typer.Option(min=1_000, help="Messages in the synthetic export")] = (
+        200_000
+    ),
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results")] = Path(
+        "benchmarks/results/slack_import.json"
+    ),
+) -> None:
+    """Slack export import: a synthetic export into a fresh database, messages/s."""
+    from heron.bench.slack_import import run_import_benchmark
+
+    config = load_config()
+    run_import_benchmark(config, messages=messages, output=output, console=out)
 
 
 def main() -> None:

@@ -50,6 +50,37 @@ class Config(BaseSettings):
         "workspace and the tests point it at Heron's Slack fake",
     )
     anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = Field(
+        default=None, description="Anthropic API base URL (a proxy, or the tests' fake)"
+    )
+    heron_model: str = Field(
+        default="anthropic:claude-sonnet-5-5",
+        description="Any pydantic-ai model string; anthropic:* needs ANTHROPIC_API_KEY",
+    )
+    heron_max_answer_tokens: int = Field(default=4096, ge=256, le=64_000)
+    heron_model_timeout_seconds: float = Field(default=120.0, gt=0)
+    heron_model_retries: int = Field(
+        default=1, ge=0, le=10, description="Quick SDK retries before the queue's backoff"
+    )
+    heron_max_model_requests: int = Field(
+        default=12, ge=1, le=200, description="Model calls one answer may make (tool loops)"
+    )
+    heron_max_tokens_per_answer: int = Field(default=300_000, ge=1000)
+    heron_memory_tokens: int = Field(
+        default=6000, ge=0, description="Thread history given to the model, in tokens"
+    )
+    heron_prompts_dir: Path | None = Field(
+        default=None, description="Folder whose system.j2 / user.j2 replace the shipped ones"
+    )
+    heron_mcp_config: Path | None = Field(
+        default=None, description="JSON file of extra MCP servers (Claude Desktop format)"
+    )
+    heron_questions_per_user_per_hour: int = Field(
+        default=30, ge=0, description="Model-answered questions per person per hour; 0 = off"
+    )
+    heron_daily_spend_limit_usd: float = Field(
+        default=20.0, ge=0, description="Model spend per UTC day, estimated; 0 = no cap"
+    )
 
     worker_pool_size: int = Field(default=5, ge=1, le=1000)
     event_visibility_timeout: float = Field(default=300.0, gt=0, description="Lease, seconds")
@@ -85,9 +116,18 @@ class Config(BaseSettings):
         default=None, description="Comma-separated orgs and owner/repo the GitHub tools may read"
     )
     openai_base_url: str | None = None
+    heron_mcp_slack_user: str | None = Field(
+        default=None,
+        description="Slack user whose view `heron mcp slack` gives over stdio (as --as-user)",
+    )
+    heron_mcp_user_tokens: SecretStr | None = Field(
+        default=None,
+        description="Slack MCP over HTTP: 'token:U123,token2:U456', each token reads as its user",
+    )
 
     heron_http_host: str = Field(
-        default="127.0.0.1", description="Heron's HTTP server (Events API, health); 0.0.0.0 to expose"
+        default="127.0.0.1",
+        description="Heron's HTTP server (Events API, health); 0.0.0.0 to expose",
     )
     heron_http_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
 

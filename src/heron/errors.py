@@ -46,3 +46,12 @@ class PermanentError(HeronError):
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, for one-line logs and CLI errors."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+class ModelUnavailable(HeronError):
+    """The model could not answer now (busy, rate-limited, slow, unreachable); a later
+    attempt may: the question's event is retried with backoff."""
+
+
+class ModelRefused(HeronError):
+    """The model refused the request for a reason a retry will not change."""

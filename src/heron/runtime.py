@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from heron.agent.retrieval import DocsLookup, RetrievalResponder
+from heron.agent.service import AgentService
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
 from heron.queue.handlers import HandlerRegistry, default_registry
@@ -48,6 +48,8 @@ class Runtime:
         self.respond = respond
         self.pool = open_pool(db.conninfo, max_size=max(4, config.heron_db_pool_size), name="heron")
         self.slack: SlackService | None = None
+        # Prompts and the MCP server list are checked now: mistakes stop the start.
+        self.agent = AgentService(config, db.conninfo, self.pool)
         self.workers = WorkerPool(
             workers or config.worker_pool_size, db, self.registry, config=config
         )
@@ -60,7 +62,7 @@ class Runtime:
         if slack_enabled(self.config):
             self.slack = SlackService(self.config, self.pool)
             await self.slack.start()
-            respond = self.respond or self._retrieval_only(self.slack)
+            respond = self.respond or await self.agent.start(self.slack)
             self.slack.register_handlers(self.registry, respond)
             routes = self.slack.routes()
         self._workers_task = asyncio.create_task(self.workers.serve(), name="heron-workers")
@@ -79,6 +81,7 @@ class Runtime:
             await self._workers_task
         if self.slack is not None:
             await self.slack.stop()
+        await self.agent.stop()
         await self.pool.close()
 
     async def run(
@@ -91,11 +94,6 @@ class Runtime:
             await stop.wait()
         finally:
             await self.stop()
-
-    def _retrieval_only(self, slack: SlackService) -> Responder:
-        workspace_url = slack.bot.url if slack.bot is not None else None
-        docs = DocsLookup(self.config, self.db.conninfo)
-        return RetrievalResponder(self.pool, docs, workspace_url)
 
     async def _database_ok(self) -> bool:
         try:

@@ -1,7 +1,8 @@
-"""The docs MCP server as the MCP Inspector CLI (a third-party client) sees it."""
+"""Heron's MCP servers as the MCP Inspector CLI (a third-party client) sees them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,6 +15,9 @@ import pytest
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import DocStore
+from heron.queue.store import open_pool
+from heron.slack.archive import Archive
+from tests.integration.test_slack_search import BOT, MESSAGES, seed
 
 ROOT = Path(__file__).parents[2]
 TOOLS = ROOT / ".tools"
@@ -25,8 +29,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def inspector(database_url: str, *args: str) -> dict[str, object]:
-    heron = [sys.executable, "-m", "heron", "mcp", "docs"]
+def inspector(
+    database_url: str, *args: str, server: str = "docs", env: tuple[str, ...] = ()
+) -> dict[str, object]:
+    heron = [sys.executable, "-m", "heron", "mcp", server]
     result = subprocess.run(
         [
             "npx",
@@ -39,6 +45,7 @@ def inspector(database_url: str, *args: str) -> dict[str, object]:
             "HERON_EMBEDDING_PROVIDER=hashing",
             "-e",
             "HERON_LOG_FORMAT=json",
+            *(option for setting in env for option in ("-e", setting)),
             *heron,
             *args,
         ],
@@ -74,3 +81,41 @@ def test_inspector_lists_and_calls_the_docs_tools(database_url, tmp_path):
     )
     assert called.get("isError") is not True
     assert "Backups" in json.dumps(called)
+
+
+async def seed_archive(database_url: str) -> None:
+    pool = open_pool(database_url, max_size=2, name="test-inspector-seed")
+    await pool.open()
+    try:
+        await seed(Archive(pool, BOT))
+    finally:
+        await pool.close()
+
+
+def test_inspector_lists_and_calls_the_slack_tools(database_url):
+    asyncio.run(seed_archive(database_url))
+    alice = ("HERON_MCP_SLACK_USER=UALICE",)
+
+    listed = inspector(database_url, "--method", "tools/list", server="slack", env=alice)
+    names = {tool["name"] for tool in listed["tools"]}  # type: ignore[attr-defined]
+    assert "search_messages" in names
+    assert "get_thread" in names
+
+    called = inspector(
+        database_url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_messages",
+        "--tool-arg",
+        "query=billing patch",
+        "--tool-arg",
+        "limit=3",
+        server="slack",
+        env=alice,
+    )
+    assert called.get("isError") is not True
+    shown = json.dumps(called)
+    assert MESSAGES["review"][3] in shown  # Alice's DM with Bob
+    assert "https://acme.slack.com/archives/DAB/p" in shown
+    assert MESSAGES["party"][3] not in shown  # Bob and Carol's DM

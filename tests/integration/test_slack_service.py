@@ -174,6 +174,7 @@ async def test_edits_deletes_and_reactions_reach_the_archive(
         lambda: (
             archived().get(doomed["ts"], {}).get("deleted_at") is not None
             and archived()[posted["ts"]]["reactions"] == {"thumbsup": [ada]}
+            and archived()[posted["ts"]]["text"] == "the deploy is at 6"
         ),
         what="the edit, the reaction and the delete",
     )

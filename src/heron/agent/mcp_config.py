@@ -39,6 +39,7 @@ class McpServerSpec:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     allowed_tools: tuple[str, ...] | None = None  # None: every tool the server lists
+    own: bool = False  # one of Heron's servers: told the asker with every tool call
 
     @property
     def transport(self) -> str:

@@ -7,7 +7,6 @@ and a vector ranking (HNSW, cosine) fused by reciprocal rank fusion.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +20,17 @@ from heron.config import Config
 from heron.docsearch.chunking import Chunk, DocumentKind, chunk_document, diff_chunks, infer_kind
 from heron.docsearch.embedding import Embedder
 from heron.docsearch.ranking import reciprocal_rank_fusion
+from heron.docsearch.vectors import PGVECTOR_AVAILABLE, vector_table_statements
 from heron.errors import HeronError
 
 CANDIDATES = 50  # from each ranker, before fusion
 # HNSW candidate list per query: pgvector's default (40) gives recall@10 near 0.88 at 100k
 # chunks; 100 keeps it above 0.95 for about a millisecond more (heron bench docs).
 HNSW_EF_SEARCH = 100
-_SAFE_NAME = re.compile(r"[^a-z0-9]+")
+_COLUMNS = (
+    "chunk_id BIGINT NOT NULL REFERENCES doc_chunks (id) ON DELETE CASCADE,"
+    " model TEXT NOT NULL, embedding vector NOT NULL, PRIMARY KEY (chunk_id, model)"
+)
 
 PGVECTOR_MISSING = (
     "the PostgreSQL server has no pgvector extension, so docs search has no vector side: "
@@ -108,29 +111,11 @@ class DocStore:
         """Create pgvector, doc_embeddings and this model's HNSW index, once per store."""
         if self._ready:
             return
-        available = conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-        ).fetchone()
-        if available is None:
+        if conn.execute(PGVECTOR_AVAILABLE).fetchone() is None:
             raise DocSearchError(PGVECTOR_MISSING)
-        dims = self.embedder.dimensions
-        index = "doc_embeddings_" + _SAFE_NAME.sub("_", self.embedder.name.lower()) + "_hnsw"
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('heron doc_embeddings'))")
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS doc_embeddings ("
-                " chunk_id BIGINT NOT NULL REFERENCES doc_chunks (id) ON DELETE CASCADE,"
-                " model TEXT NOT NULL, embedding vector NOT NULL,"
-                " PRIMARY KEY (chunk_id, model))"
-            )
-            # One partial expression index per model: the dimension follows the provider.
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON doc_embeddings USING hnsw "
-                    "((embedding::vector({})) vector_cosine_ops) WHERE model = {}"
-                ).format(sql.Identifier(index), sql.Literal(dims), sql.Literal(self.embedder.name))
-            )
+            for statement in vector_table_statements("doc_embeddings", _COLUMNS, self.embedder):
+                conn.execute(statement)
         self._ready = True
 
     # -- ingest -----------------------------------------------------------------------------

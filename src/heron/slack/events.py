@@ -65,6 +65,7 @@ class BotIdentity:
     team_id: str | None = None
     url: str | None = None  # the workspace, e.g. https://acme.slack.com/ (for permalinks)
     team_name: str | None = None
+    name: str = "heron"  # the bot user's name, as people mention it
 
     def is_self(self, event: Mapping[str, Any]) -> bool:
         return event.get("user") == self.user_id or (

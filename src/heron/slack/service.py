@@ -56,6 +56,7 @@ async def identify(client: AsyncWebClient) -> BotIdentity:
         team_id=response.get("team_id"),
         url=response.get("url"),
         team_name=response.get("team"),
+        name=response.get("user") or "heron",
     )
 
 
@@ -110,9 +111,13 @@ class SlackService:
     def register_handlers(self, registry: HandlerRegistry, respond: Responder) -> None:
         token = self.config.slack_bot_token
         assert token is not None
-        registry.register(
-            QUESTION_EVENT_TYPE, QuestionHandler(Outbox(self.pool, self.poster), respond)
+        questions = QuestionHandler(
+            Outbox(self.pool, self.poster),
+            respond,
+            max_retries=self.config.max_retry_count,
+            client=self.client,
         )
+        registry.register(QUESTION_EVENT_TYPE, questions)
         hosts = {"files.slack.com", urlsplit(api_url(self.config)).hostname or ""}
         registry.register(
             FILE_TEXT_EVENT_TYPE,

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from heron.errors import ConfigError
 
@@ -40,7 +41,7 @@ def build_http_app(routes: Sequence[BaseRoute], readiness: ReadinessChecks) -> S
 class HttpServer:
     """uvicorn, started and stopped with the rest of the run; port 0 picks a free one."""
 
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, *, lifespan: bool = False) -> None:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -53,7 +54,9 @@ class HttpServer:
         self.sock.listen(2048)  # connections wait in the backlog until uvicorn serves
         self.host = host
         self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on" if lifespan else "off"
+        )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -24,3 +24,13 @@ CREATE TABLE IF NOT EXISTS agent_usage (
 CREATE INDEX IF NOT EXISTS agent_usage_created_idx ON agent_usage (created_at);
 CREATE INDEX IF NOT EXISTS agent_usage_user_created_idx ON agent_usage (user_id, created_at);
 CREATE INDEX IF NOT EXISTS agent_usage_event_idx ON agent_usage (event_id);
+
+-- The agent's MCP servers as last checked by a running Heron (shown by `heron status`).
+CREATE TABLE IF NOT EXISTS mcp_server_status (
+    name        TEXT PRIMARY KEY,
+    transport   TEXT NOT NULL,
+    ok          BOOLEAN NOT NULL,
+    tools       TEXT[] NOT NULL DEFAULT '{}',
+    error       TEXT,
+    checked_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);

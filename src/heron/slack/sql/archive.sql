@@ -181,31 +181,6 @@ FROM slack_import_staging
 ORDER BY channel_id, ts
 ON CONFLICT (channel_id, ts, message_at) DO NOTHING;
 
--- name: search
--- Messages the asking user may read (public channels, and the private channels and DMs
--- they are a member of) matching any of the query's words, best first. Deleted messages
--- and placeholders have no text and never match.
-WITH visible AS (
-    SELECT id FROM slack_channels WHERE NOT is_private AND NOT is_deleted
-    UNION
-    SELECT channel_id FROM slack_channel_members WHERE user_id = %(user_id)s
-), query AS (
-    SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(l), ' | '), '')) AS q
-    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l
-)
-SELECT m.channel_id, m.ts, m.thread_ts, m.user_id, m.text, m.message_at,
-       c.name AS channel_name, c.is_im,
-       COALESCE(NULLIF(u.display_name, ''), NULLIF(u.real_name, ''), u.name, m.user_id) AS author,
-       ts_rank_cd(m.search, query.q) AS rank
-FROM query, slack_messages AS m
-JOIN visible ON visible.id = m.channel_id
-JOIN slack_channels AS c ON c.id = m.channel_id
-LEFT JOIN slack_users AS u ON u.id = m.user_id
-WHERE m.search @@ query.q AND m.deleted_at IS NULL
-  AND NOT (m.channel_id = %(exclude_channel)s AND m.ts = %(exclude_ts)s)
-ORDER BY rank DESC, m.message_at DESC
-LIMIT %(limit)s;
-
 -- name: save_workspace
 INSERT INTO slack_workspace (team_id, name, url, bot_user_id)
 VALUES (%(team_id)s, %(name)s, %(url)s, %(bot_user_id)s)

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
@@ -74,6 +75,7 @@ class FakeAnthropic:
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._stopped = False
+        self._served = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -141,6 +143,17 @@ class FakeAnthropic:
         """Every /v1/messages request received, oldest first (refused ones included)."""
         with self._changed:
             return list(self._requests)
+
+    @property
+    def served_seconds(self) -> float:
+        """Time spent serving requests, from reading one to its last byte: the "model
+        time" a benchmark subtracts to measure what is Heron's own."""
+        with self._changed:
+            return self._served
+
+    def _add_served(self, seconds: float) -> None:
+        with self._changed:
+            self._served += seconds
 
     @property
     def token_count_requests(self) -> list[RecordedRequest]:
@@ -250,6 +263,13 @@ class _Handler(JsonHandler):
         self._send_failure(error(404, f"Not found: {self.path}"))
 
     def do_POST(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._post()
+        finally:
+            self.fake._add_served(time.perf_counter() - started)
+
+    def _post(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             body = json.loads(raw)

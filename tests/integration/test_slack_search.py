@@ -1,0 +1,393 @@
+"""Reading the archive as one Slack user, on real PostgreSQL: access, filters, hybrid search."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from heron.docsearch.embedding import HashingEmbedder
+from heron.docsearch.minilm import MiniLMEmbedder
+from heron.queue.store import open_pool
+from heron.slack.archive import Archive
+from heron.slack.embeddings import MessageVectors, embed_pending
+from heron.slack.events import (
+    BotIdentity,
+    DeleteMessage,
+    Membership,
+    React,
+    SaveChannel,
+    SaveMessage,
+    SaveUser,
+    SetMembers,
+    message_row,
+)
+from heron.slack.search import (
+    ArchiveQueryError,
+    ArchiveReader,
+    NotFoundError,
+    Period,
+    permalink,
+    search_messages,
+)
+
+WORKSPACE = "https://acme.slack.com/"
+BOT = BotIdentity(user_id="UHERON", bot_id="BHERON", team_id="T1", url=WORKSPACE)
+DAY = 1732579200  # 2024-11-26T00:00:00Z
+
+
+def ts(seconds: int) -> str:
+    return f"{DAY + seconds}.000100"
+
+
+# The messages of the workspace, by a short name: (channel, ts, author, text, thread_ts).
+T1, T2, T3, T4, T5, T6 = ts(1), ts(600), ts(1200), ts(1800), ts(1860), ts(1920)
+T7 = ts(86400 + 9 * 3600)  # the next day, 09:00
+PLACEHOLDER = ts(2400)
+MESSAGES: dict[str, tuple[str, str, str, str, str | None]] = {
+    "deploy": ("CGEN", T1, "UALICE", "Deploy of the billing service is scheduled for Friday", None),
+    "disk": ("CGEN", T2, "UBOB", "The database server ran out of disk space last night", None),
+    "secret": ("CGEN", T3, "UCAROL", "password for the staging box is hunter2", None),
+    "lunch": ("CGEN", T4, "UDAVE", "Lunch at noon?", T4),
+    "count_me": ("CGEN", T5, "UALICE", "Count me in for lunch", T4),
+    "pizza": ("CGEN", T6, "UBOB", "Pizza again please", T4),
+    "deployed": ("CGEN", T7, "UBOB", "Billing deploy went fine", None),
+    "vacuum": ("CENG", ts(100), "UALICE", "Vacuum the billing tables weekly", None),
+    "launch": ("GSEC", ts(200), "UBOB", "Launch codes rotate on Monday", None),
+    "party": ("DBC", ts(300), "UCAROL", "Surprise party for alice on Friday", None),
+    "review": ("DAB", ts(400), "UBOB", "Can you review my billing patch?", None),
+    "sure": ("DAB", ts(500), "UALICE", "Sure, tomorrow", None),
+    "old": ("GOLD", ts(700), "UBOB", "Old plans for the billing rewrite", None),
+    "doomed": ("CDEL", ts(800), "UALICE", "Doomed channel message about billing", None),
+}
+
+
+def user(uid: str, name: str, real: str, display: str = "") -> SaveUser:
+    profile = {"display_name": display}
+    return SaveUser({"id": uid, "name": name, "real_name": real, "profile": profile})
+
+
+async def seed(archive: Archive) -> None:
+    """Alice, Bob, Carol and Dave; public, private, DM, left and deleted conversations."""
+    await archive.save_workspace()
+    await archive.save(
+        [
+            user("UALICE", "alice", "Alice Liddell", "Alice"),
+            user("UBOB", "bob", "Bob Builder"),
+            user("UCAROL", "carol", "Carol Danvers"),
+            user("UDAVE", "dave", "Dave Grohl"),
+            SaveChannel(
+                "CGEN",
+                name="general",
+                is_private=False,
+                is_im=False,
+                is_mpim=False,
+                raw={"topic": {"value": "Everything"}},
+            ),
+            SaveChannel("CENG", name="engineering", is_private=False),
+            SaveChannel("GSEC", name="secret-launch", is_private=True),
+            SetMembers("GSEC", ("UALICE", "UBOB")),
+            SaveChannel("DBC", name="", is_private=True, is_im=True),
+            SetMembers("DBC", ("UBOB", "UCAROL")),
+            SaveChannel("DAB", name="", is_private=True, is_im=True),
+            SetMembers("DAB", ("UALICE", "UBOB")),
+            SaveChannel("GOLD", name="old-project", is_private=True),
+            SetMembers("GOLD", ("UALICE", "UBOB")),
+            SaveChannel("CDEL", name="doomed", is_private=False),
+            # a reaction taken in before its message: a placeholder row without text
+            React("CGEN", PLACEHOLDER, "eyes", "UBOB", added=True),
+        ]
+    )
+    await archive.save(
+        SaveMessage(
+            message_row(channel, {"ts": when, "user": author, "text": text, "thread_ts": thread})
+        )
+        for channel, when, author, text, thread in MESSAGES.values()
+    )
+    await archive.save(
+        [
+            DeleteMessage("CGEN", T3),
+            Membership("GOLD", "UALICE", joined=False),  # Alice left old-project
+            SaveChannel("CDEL", is_deleted=True),
+        ]
+    )
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    pool = open_pool(database_url, max_size=4, name="test-slack-search")
+    await pool.open()
+    try:
+        await seed(Archive(pool, BOT))
+        yield pool
+    finally:
+        await pool.close()
+
+
+def texts(messages: Any) -> list[str]:
+    return [m.text for m in messages]
+
+
+def names(*keys: str) -> list[str]:
+    return [MESSAGES[key][3] for key in keys]
+
+
+async def test_each_user_sees_public_channels_and_their_own_private_ones(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    async def ids(user_id: str) -> set[str]:
+        return {c.id for c in await ArchiveReader(pool, user_id).channels(None, 100)}
+
+    assert await ids("UALICE") == {"CGEN", "CENG", "GSEC", "DAB"}  # left GOLD, CDEL deleted
+    assert await ids("UBOB") == {"CGEN", "CENG", "GSEC", "DBC", "DAB", "GOLD"}
+    assert await ids("UCAROL") == {"CGEN", "CENG", "DBC"}
+    assert await ids("UNOBODY") == {"CGEN", "CENG"}
+    channels = {c.id: c for c in await ArchiveReader(pool, "UALICE").channels(None, 100)}
+    assert channels["CGEN"].topic == "Everything"
+    assert channels["DAB"].members == ["Alice", "Bob Builder"]
+    assert channels["DAB"].name == "DAB"
+    assert channels["GSEC"].member_count == 2
+    secret_only = await ArchiveReader(pool, "UBOB").channels("LAUNCH", 10)
+    assert [c.id for c in secret_only] == ["GSEC"]
+
+
+async def test_search_only_finds_what_the_user_may_read(pool: AsyncConnectionPool[Any]) -> None:
+    async def found(user_id: str, query: str) -> set[str]:
+        hits = await ArchiveReader(pool, user_id).search(query, limit=50)
+        return {m.text for m, _ in hits}
+
+    billing = set(names("deploy", "deployed", "vacuum"))
+    assert await found("UALICE", "billing") == billing | set(names("review"))
+    assert await found("UDAVE", "billing") == billing  # not Alice and Bob's DM
+    assert await found("UBOB", "billing") == billing | set(names("review", "old"))
+    assert await found("UALICE", "launch codes") == set(names("launch"))
+    assert await found("UDAVE", "launch codes") == set()
+    assert await found("UALICE", "surprise party") == set()  # a DM between two others
+    assert await found("UCAROL", "surprise party") == set(names("party"))
+    assert await found("UBOB", "hunter2 password staging") == set()  # deleted
+
+
+async def test_deleted_messages_and_placeholders_never_appear(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    reader = ArchiveReader(pool, "UCAROL")  # the deleted message's own author
+    history = await reader.history("general", Period(), 50)
+    assert texts(history.messages) == names("deploy", "disk", "lunch", "deployed")
+    assert all(m.ts not in (T3, PLACEHOLDER) for m in history.messages)
+    with pytest.raises(NotFoundError):
+        await reader.context("CGEN", T3, 2, 2)
+    with pytest.raises(NotFoundError):
+        await reader.thread("CGEN", T3, 10)
+    with pytest.raises(NotFoundError):
+        await reader.context("CGEN", PLACEHOLDER, 2, 2)
+    mine = await reader.with_user("UCAROL", Period(), 50)
+    assert texts(mine.messages) == names("party")
+
+
+async def test_an_invisible_channel_is_reported_like_a_missing_one(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    alice = ArchiveReader(pool, "UALICE")
+
+    async def error(call: Any) -> str:
+        with pytest.raises(NotFoundError) as caught:
+            await call
+        return str(caught.value)
+
+    missing = await error(alice.history("CNOPE", Period(), 10))
+    for hidden in ("GOLD", "old-project", "DBC", "CDEL", "doomed"):  # left, others' DM, deleted
+        assert await error(alice.history(hidden, Period(), 10)) == missing.replace("CNOPE", hidden)
+    assert await error(alice.thread("GOLD", MESSAGES["old"][1], 10)) == missing.replace(
+        "CNOPE", "GOLD"
+    )
+    assert await error(alice.context("DBC", MESSAGES["party"][1], 1, 1)) == missing.replace(
+        "CNOPE", "DBC"
+    )
+    bob = ArchiveReader(pool, "UBOB")
+    assert texts((await bob.history("#old-project", Period(), 10)).messages) == names("old")
+    with pytest.raises(NotFoundError):
+        await alice.search("billing", channel="GOLD")
+
+
+async def test_history_is_top_level_oldest_first_within_the_period(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    reader = ArchiveReader(pool, "UDAVE")
+    page = await reader.history("#general", Period(), 2)
+    assert (texts(page.messages), page.has_more) == (names("lunch", "deployed"), True)
+    assert page.messages[0].thread_ts == T4
+    next_day = await reader.history("CGEN", Period.parse("2024-11-27", None), 10)
+    assert (texts(next_day.messages), next_day.has_more) == (names("deployed"), False)
+    first_day = await reader.history("general", Period.parse(None, "2024-11-26"), 10)
+    assert texts(first_day.messages) == names("deploy", "disk", "lunch")
+    morning = Period.parse("2024-11-26T00:05:00Z", "2024-11-26T00:30:00.000100+00:00")
+    assert texts((await reader.history("CGEN", morning, 10)).messages) == names("disk", "lunch")
+    at = page.messages[-1].at
+    assert at == datetime(2024, 11, 27, 9, 0, 0, 100, tzinfo=UTC)
+
+
+async def test_threads_from_the_parent_or_a_reply(pool: AsyncConnectionPool[Any]) -> None:
+    reader = ArchiveReader(pool, "UDAVE")
+    whole = names("lunch", "count_me", "pizza")
+    assert texts((await reader.thread("CGEN", T4, 10)).messages) == whole
+    assert texts((await reader.thread("general", T6, 10)).messages) == whole
+    short = await reader.thread("CGEN", T4, 2)
+    assert (texts(short.messages), short.has_more) == (whole[:2], True)
+    with pytest.raises(ArchiveQueryError, match="ts must be a Slack message ts"):
+        await reader.thread("CGEN", "yesterday", 10)
+
+
+async def test_context_is_taken_at_the_message_s_level(pool: AsyncConnectionPool[Any]) -> None:
+    reader = ArchiveReader(pool, "UDAVE")
+    around_disk = await reader.context("CGEN", T2, 1, 1)
+    assert texts(around_disk) == names("deploy", "disk", "lunch")  # the deleted one skipped
+    around_reply = await reader.context("CGEN", T5, 5, 5)
+    assert texts(around_reply) == names("lunch", "count_me", "pizza")
+    assert texts(await reader.context("CGEN", T7, 0, 3)) == names("deployed")
+
+
+async def test_messages_with_a_user(pool: AsyncConnectionPool[Any]) -> None:
+    alice = ArchiveReader(pool, "UALICE")
+    with_bob = await alice.with_user("bob", Period(), 50)
+    expected = names("launch", "review", "sure", "disk", "pizza", "deployed")
+    assert texts(with_bob.messages) == expected  # not old-project (left): oldest first
+    assert texts((await alice.with_user("<@UBOB>", Period(), 2)).messages) == expected[-2:]
+    carol = ArchiveReader(pool, "UCAROL")
+    with_carol = names("party", "disk", "pizza", "deployed")  # their DM, then Bob's
+    assert texts((await carol.with_user("bob", Period(), 50)).messages) == with_carol
+    dave = ArchiveReader(pool, "UDAVE")
+    assert texts((await dave.with_user("Alice", Period(), 50)).messages) == names(
+        "deploy", "vacuum", "count_me"
+    )
+
+
+async def test_users_by_id_or_name(pool: AsyncConnectionPool[Any]) -> None:
+    reader = ArchiveReader(pool, "UDAVE")
+    for ref in ("UBOB", "ubob", "bob", "@bob", "<@UBOB>", "Bob Builder", "bob builder"):
+        assert await reader.user_ref(ref) == "UBOB", ref
+    assert await reader.user_ref("UNEWCOMER") == "UNEWCOMER"  # not synced yet
+    with pytest.raises(NotFoundError, match="no user 'zed'"):
+        await reader.user_ref("zed")
+    await Archive(pool, BOT).save([user("UBOB2", "bob2", "Bob Builder")])
+    with pytest.raises(ArchiveQueryError, match="several people"):
+        await reader.user_ref("Bob Builder")
+    listed = await reader.users("alice", 10)
+    assert [(u.id, u.display_name, u.real_name) for u in listed] == [
+        ("UALICE", "Alice", "Alice Liddell")
+    ]
+    assert len(await reader.users(None, 3)) == 3
+
+
+async def test_search_filters(pool: AsyncConnectionPool[Any]) -> None:
+    reader = ArchiveReader(pool, "UALICE")
+
+    async def found(**filters: Any) -> set[str]:
+        return {m.text for m, _ in await reader.search("billing", limit=50, **filters)}
+
+    assert await found(channel="#general") == set(names("deploy", "deployed"))
+    assert await found(channel="CENG") == set(names("vacuum"))
+    assert await found(author="bob") == set(names("deployed", "review"))
+    assert await found(period=Period.parse("2024-11-27", None)) == set(names("deployed"))
+    assert await found(period=Period.parse(None, "2024-11-26")) == set(
+        names("deploy", "vacuum", "review")
+    )
+    assert len(await reader.search("billing", limit=2)) == 2
+    with pytest.raises(ArchiveQueryError, match="query is empty"):
+        await reader.search("  <@UBOB> ")
+
+
+def test_periods_and_permalinks() -> None:
+    day = Period.parse("2024-11-26", "2024-11-26")
+    assert (day.since, day.until) == (
+        datetime(2024, 11, 26, tzinfo=UTC),
+        datetime(2024, 11, 27, tzinfo=UTC),
+    )
+    local = Period.parse("2024-11-26T10:00:00+02:00", None)
+    assert local.since == datetime(2024, 11, 26, 8, tzinfo=UTC)
+    assert Period.parse("", None) == Period()
+    with pytest.raises(ArchiveQueryError, match=r"since: 'last week' is not an ISO date"):
+        Period.parse("last week", None)
+    with pytest.raises(ArchiveQueryError, match="must be before"):
+        Period.parse("2024-11-27", "2024-11-26")
+    link = permalink(WORKSPACE, "C1", "1732579200.000100", None)
+    assert link == "https://acme.slack.com/archives/C1/p1732579200000100"
+    reply = permalink(WORKSPACE, "C1", "1732579300.000200", "1732579200.000100")
+    assert reply == (
+        "https://acme.slack.com/archives/C1/p1732579300000200?thread_ts=1732579200.000100&cid=C1"
+    )
+    assert permalink(None, "C1", "1.2", None) is None
+
+
+async def test_the_responder_s_full_text_search_keeps_its_contract(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    hits = await search_messages(pool, "UALICE", "<@UHERON> billing deploy", limit=10)
+    assert {h.text for h in hits} == set(names("deploy", "deployed", "vacuum", "review"))
+    assert hits[0].rank >= hits[-1].rank
+    excluded = await search_messages(pool, "UALICE", "billing", exclude=("CGEN", T1))
+    assert MESSAGES["deploy"][3] not in {h.text for h in excluded}
+    assert await search_messages(pool, "UALICE", "<@UHERON>") == []
+    review = next(h for h in hits if h.channel_id == "DAB")
+    assert review.permalink(WORKSPACE) == "https://acme.slack.com/archives/DAB/p1732579600000100"
+
+
+# -- vectors ---------------------------------------------------------------------------------
+
+
+def vector_rows(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT channel_id, ts FROM slack_message_embeddings ORDER BY channel_id, ts"
+        ).fetchall()
+
+
+async def test_embed_pending_fills_updates_and_prunes(
+    pool: AsyncConnectionPool[Any], database_url: str
+) -> None:
+    embedder = HashingEmbedder()
+    live = len(MESSAGES) - 1  # all but the deleted one (the placeholder has no text)
+    assert await embed_pending(pool, embedder, batch=5) == 5
+    assert await embed_pending(database_url, embedder, batch=100) == live - 5  # by conninfo
+    assert await embed_pending(pool, embedder) == 0
+    assert len(vector_rows(database_url)) == live
+    assert ("CGEN", T3) not in vector_rows(database_url)
+
+    archive = Archive(pool, BOT)
+    edited = message_row("CENG", {"ts": MESSAGES["vacuum"][1], "user": "UALICE",
+                                  "text": "Vacuum the billing tables daily",
+                                  "edited": {"ts": ts(5000)}})  # fmt: skip
+    await archive.save([SaveMessage(edited), DeleteMessage("CGEN", T1)])
+    assert await embed_pending(pool, embedder) == 1  # the edit; the delete is pruned
+    assert ("CGEN", T1) not in vector_rows(database_url)
+    assert len(vector_rows(database_url)) == live - 1
+
+
+async def test_hybrid_search_finds_by_meaning_what_words_miss(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    words_only = ArchiveReader(pool, "UDAVE")
+    assert await words_only.search("storage is full") == []
+    vectors = MessageVectors(MiniLMEmbedder())
+    async with pool.connection() as conn:
+        await vectors.embed_pending(conn)
+    hybrid = ArchiveReader(pool, "UDAVE", vectors)
+    (top, score), *_ = await hybrid.search("storage is full", limit=3)
+    assert top.text == MESSAGES["disk"][3]
+    assert score > 0
+    # Vectors obey the same access rules: the DM and the private channel stay out.
+    assert {m.channel_id for m, _ in await hybrid.search("celebration", limit=50)} <= {
+        "CGEN",
+        "CENG",
+    }
+    # A message deleted after it was embedded is not returned, before any pruning.
+    await Archive(pool, BOT).save([DeleteMessage("CGEN", T2)])
+    assert all(m.ts != T2 for m, _ in await hybrid.search("storage is full", limit=50))
+    # Filters apply to the vector side too (measured exactly, or on the index scan).
+    hits = await hybrid.search("storage is full", channel="CENG", limit=50)
+    assert {m.channel_id for m, _ in hits} == {"CENG"}
+    next_day = await hybrid.search("storage is full", period=Period.parse("2024-11-27", None))
+    assert texts(m for m, _ in next_day) == names("deployed")
