@@ -76,7 +76,7 @@ class Config(BaseSettings):
         default=None, description="JSON file of extra MCP servers (Claude Desktop format)"
     )
     heron_questions_per_user_per_hour: int = Field(
-        default=30, ge=0, description="Model-answered questions per person per hour; 0 = off"
+        default=30, ge=0, description="Questions per person per hour sent to the model; 0 = off"
     )
     heron_daily_spend_limit_usd: float = Field(
         default=20.0, ge=0, description="Model spend per UTC day, estimated; 0 = no cap"

@@ -102,6 +102,11 @@ async def test_a_mention_is_answered_once_with_a_tool_result_and_one_usage_row(
         await eventually(lambda: rows(database_url, questions) == [{"status": "completed"}])
     (reply,) = slack.bot_replies(eng, question["ts"])
     assert "wiki/failover" in reply["text"]
+    # Streamed: opened, appended to, closed with the metadata that makes retries safe.
+    assert len(slack.calls_to("chat.startStream")) == 1
+    assert slack.calls_to("chat.appendStream")
+    assert reply["metadata"]["event_payload"]["part"] == 0
+    assert slack.calls_to("chat.postMessage") == []
     first, second = claude.requests
     assert "Ada Lovelace" in first.system_prompt
     assert "where is the failover runbook?" in (first.last_user_text or "")
@@ -210,3 +215,23 @@ async def test_a_broken_prompt_override_stops_the_start(
     with pytest.raises(ConfigError, match=r"system\.j2"):
         async with heron(database_url, slack, claude, heron_prompts_dir=tmp_path):
             pass
+
+
+async def test_an_expired_stream_falls_back_to_updating_the_message(
+    database_url: str, slack: SlackFake, claude: FakeAnthropic
+) -> None:
+    ada, _, eng = team(slack)
+    slack.expire_streams(after_appends=1)
+    long_answer = " ".join(f"word{n}" for n in range(400))
+    claude.default = text([long_answer[i : i + 150] for i in range(0, len(long_answer), 150)])
+    async with heron(database_url, slack, claude):
+        question = slack.post_user_message(eng, ada, f"<@{slack.bot_user_id}> talk to me")
+        await eventually(
+            lambda: rows(database_url, "SELECT status FROM events") == [{"status": "completed"}],
+            30,
+            "the answer",
+        )
+    (reply,) = slack.bot_replies(eng, question["ts"])
+    assert reply["text"].endswith("word399")
+    assert slack.calls_to("chat.update")  # the fallback after the stream expired
+    assert reply["metadata"]["event_payload"]["part"] == 0

@@ -75,7 +75,9 @@ async def test_a_post_that_reached_slack_but_was_not_recorded_is_adopted(
     await outbox.deliver(event_id, channel, ts, "the answer")
     # The state a worker killed between chat.postMessage and recording it leaves behind.
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE slack_replies SET message_ts = NULL, post_attempts = 1")
+        conn.execute(
+            "UPDATE slack_replies SET message_ts = NULL, complete = false, post_attempts = 1"
+        )
     retried = await outbox.deliver(event_id, channel, ts, None)
     assert (retried.posted, retried.adopted) == (0, 1)
     assert len(fake.bot_replies(channel, ts)) == 1

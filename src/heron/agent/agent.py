@@ -10,7 +10,7 @@ the user is told.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,17 +119,57 @@ class ModelAnswerer:
         )
 
     async def __call__(self, question: dict[str, Any]) -> str:
+        """The whole answer at once (see stream() for the same, as it is written)."""
+        return "".join([delta async for delta in self.stream(question)])
+
+    async def stream(self, question: dict[str, Any]) -> AsyncIterator[str]:
+        """The answer in Markdown, delta by delta as the model writes it."""
         event_id = question.get("heron_event_id")
         user_id, channel_id = str(question["user"]), str(question["channel"])
-        refusal = await self.ledger.refusal(user_id)
+        refusal = await self.ledger.refusal(user_id, event_id)
         if refusal is not None:
+            usage = RunUsage(self.model_name, "limited")
             await self.ledger.record(
-                RunUsage(self.model_name, "limited"),
-                event_id=event_id,
-                user_id=user_id,
-                channel_id=channel_id,
+                usage, event_id=event_id, user_id=user_id, channel_id=channel_id
             )
-            return refusal
+            yield refusal
+            return
+        agent, prompt = await self._prepare(question)
+        started = time.monotonic()
+        try:
+            async with agent.run_stream(prompt, deps=user_id, usage_limits=self.limits) as run:
+                async for delta in run.stream_text(delta=True, debounce_by=None):
+                    yield delta
+                spent = run.usage
+        except UsageLimitExceeded as error:
+            await self._record_failure(started, "limited", error, event_id, user_id, channel_id)
+            yield (
+                "\n\nThis question needed more work than one answer is allowed here "
+                f"({error}). Could you narrow it down?"
+            )
+            return
+        except ModelAPIError as error:
+            await self._record_failure(started, "failed", error, event_id, user_id, channel_id)
+            raise classify(error) from error
+        await self.ledger.record(
+            RunUsage(
+                model=self.model_name,
+                outcome="answered",
+                input_tokens=spent.input_tokens,
+                output_tokens=spent.output_tokens,
+                cache_read_tokens=spent.cache_read_tokens,
+                cache_write_tokens=spent.cache_write_tokens,
+                requests=spent.requests,
+                tool_calls=spent.tool_calls,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            ),
+            event_id=event_id,
+            user_id=user_id,
+            channel_id=channel_id,
+        )
+
+    async def _prepare(self, question: dict[str, Any]) -> tuple[Agent[str, str], str]:
+        """The agent (instructions, tools) and the user prompt for this question."""
         asker = await self.asker(question)
         toolbox = self.toolbox()
         history = await self.memory.history(question, self.config.heron_memory_tokens)
@@ -150,38 +190,7 @@ class ModelAnswerer:
             toolsets=list(toolbox.toolsets),
             model_settings=self.settings,
         )
-        started = time.monotonic()
-        try:
-            result = await agent.run(
-                self.prompts.user(context), deps=user_id, usage_limits=self.limits
-            )
-        except UsageLimitExceeded as error:
-            await self._record_failure(started, "limited", error, event_id, user_id, channel_id)
-            return (
-                "This question needed more work than one answer is allowed here "
-                f"({error}). Could you narrow it down?"
-            )
-        except ModelAPIError as error:
-            await self._record_failure(started, "failed", error, event_id, user_id, channel_id)
-            raise classify(error) from error
-        usage = result.usage
-        await self.ledger.record(
-            RunUsage(
-                model=self.model_name,
-                outcome="answered",
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                requests=usage.requests,
-                tool_calls=usage.tool_calls,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            ),
-            event_id=event_id,
-            user_id=user_id,
-            channel_id=channel_id,
-        )
-        return result.output
+        return agent, self.prompts.user(context)
 
     async def _record_failure(
         self,

@@ -98,7 +98,7 @@ class Ledger:
         async with self.pool.connection() as conn:
             await conn.execute(query("record"), params)
 
-    async def refusal(self, user_id: str) -> str | None:
+    async def refusal(self, user_id: str, event_id: int | None = None) -> str | None:
         """A polite sentence when a limit stops this question, else None."""
         cap = self.limits.daily_spend_usd
         if cap:
@@ -112,8 +112,9 @@ class Ledger:
                 )
         per_hour = self.limits.questions_per_user_per_hour
         if per_hour:
-            runs = await self._value("user_runs", {"user_id": user_id})
-            if int(runs) >= per_hour:
+            params = {"user_id": user_id, "event_id": event_id or 2**62}
+            asked = await self._value("user_questions", params)
+            if int(asked) >= per_hour:
                 return (
                     f"You have asked me {per_hour} questions in the last hour, which is the "
                     "limit here. Please try again in a little while."

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,12 +17,18 @@ from heron.database.models import Event
 from heron.errors import ModelRefused, ModelUnavailable, PermanentError
 from heron.slack.archive import Archive, query
 from heron.slack.events import MAX_TEXT_FILE_BYTES
-from heron.slack.outbox import Outbox
+from heron.slack.outbox import Delivery, Outbox
 
 log = structlog.get_logger(__name__)
 
 # Answers a question payload (see heron.slack.events.Question.payload) in Markdown.
 Responder = Callable[[dict[str, Any]], Awaitable[str]]
+# A responder may also stream: `respond.stream(question)` yields the answer in pieces.
+StreamingResponder = Callable[[dict[str, Any]], AsyncIterator[str]]
+
+STREAM_CHUNK_CHARS = 120  # send to Slack when this much text is waiting...
+STREAM_FLUSH_SECONDS = 0.4  # ...or this long has passed
+NO_TEXT = "I have no answer to give to this."
 
 
 class QuestionHandler:
@@ -49,11 +56,17 @@ class QuestionHandler:
     async def __call__(self, event: Event) -> None:
         question = {**event.payload, "heron_event_id": event.id}
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
-        answer = None
-        if not await self.outbox.stored(event.id):
+        delivery = None
+        if await self.outbox.stored(event.id):
+            delivery = await self.outbox.deliver(event.id, channel, thread_ts, None)
+        else:
             await self._status(question, "is thinking…")
-            answer = await self._answer(event, question)
-        delivery = await self.outbox.deliver(event.id, channel, thread_ts, answer)
+            stream = getattr(self.respond, "stream", None)
+            if stream is not None:
+                delivery = await self._streamed(event, question, stream)
+            if delivery is None:
+                answer = await self._answer(event, question)
+                delivery = await self.outbox.deliver(event.id, channel, thread_ts, answer)
         await self._react(question, DONE_REACTION)
         log.info(
             "question answered",
@@ -75,6 +88,45 @@ class QuestionHandler:
                 raise
             log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
             return apology(event.id)
+
+    async def _streamed(
+        self, event: Event, question: dict[str, Any], stream: StreamingResponder
+    ) -> Delivery | None:
+        """Write the answer into a Slack stream as the model produces it; when the stream
+        expires, keep the message current with chat.update. None: streaming not possible."""
+        channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
+        ts = await self.outbox.open_stream(
+            event.id, channel, thread_ts, user_id=question["user"], team_id=question.get("team")
+        )
+        if ts is None:
+            return None
+        text, pending, live = "", "", True
+        flushed = time.monotonic()
+        try:
+            async for delta in stream(question):
+                text += delta
+                pending += delta
+                now = time.monotonic()
+                if len(pending) < STREAM_CHUNK_CHARS and now - flushed < STREAM_FLUSH_SECONDS:
+                    continue
+                if live:
+                    live = await self.outbox.append(channel, ts, pending)
+                if not live:
+                    await self.outbox.show(channel, ts, text)
+                pending, flushed = "", now
+            if live and pending:
+                live = await self.outbox.append(channel, ts, pending)
+        except ModelRefused as error:
+            log.error("model refused the question", event_id=event.id, error=str(error))
+            text, live = apology(event.id), False
+        except ModelUnavailable as error:
+            if event.retry_count < self.max_retries:
+                raise  # the retry rewrites this same message
+            log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
+            text, live = apology(event.id), False
+        return await self.outbox.finish_stream(
+            event.id, channel, thread_ts, ts, text or NO_TEXT, live=live
+        )
 
     async def _status(self, question: dict[str, Any], status: str) -> None:
         """The assistant pane's "thinking" line (DMs only; Slack refuses it elsewhere)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from heron.database.named_sql import NamedQueries
@@ -28,6 +29,8 @@ query = NamedQueries("heron.slack.sql", "outbox.sql")
 METADATA_EVENT_TYPE = "heron_reply"
 _LOCK_NAMESPACE = 0x48524E31  # "HRN1": outbox locks, keyed by event id
 _REPLIES_PAGE = 200
+# Slack's answers for a stream that has ended (streams expire after a few minutes).
+_STREAM_GONE = {"message_not_in_streaming_state", "streaming_state_conflict", "message_not_found"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,7 @@ class Outbox:
         """True once an answer for this event is in the outbox (a retry must not re-ask
         the model: it delivers what is stored)."""
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(query("parts"), {"event_id": event_id})
+            cursor = await conn.execute(query("has_answer"), {"event_id": event_id})
             return await cursor.fetchone() is not None
 
     async def deliver(
@@ -85,7 +88,14 @@ class Outbox:
         done: list[str] = []
         for part in parts:
             ts = part["message_ts"]
-            if ts is None and part["post_attempts"] > 0:
+            if part["complete"]:
+                done.append(ts)
+                continue
+            if ts is not None and part["streaming"]:
+                # A streamed message holds a partial (or no) answer: it becomes the answer.
+                await self._replace(part, ts, event_id)
+                posted += 1
+            elif ts is None and part["post_attempts"] > 0:
                 if found is None:
                     found = await self._find_posted(part["channel_id"], part["thread_ts"], event_id)
                 ts = found.get(part["part"])
@@ -101,21 +111,115 @@ class Outbox:
                 await conn.execute(query("attempt"), {"event_id": event_id, "part": part["part"]})
                 ts = await self._post(part, event_id)
                 posted += 1
-            if part["message_ts"] is None:
-                params = {"event_id": event_id, "part": part["part"], "message_ts": ts}
-                await conn.execute(query("posted"), params)
+            params = {"event_id": event_id, "part": part["part"], "message_ts": ts}
+            await conn.execute(query("posted"), params)
             done.append(ts)
         return Delivery(done, posted, adopted)
+
+    # -- streaming --------------------------------------------------------------------------
+
+    async def open_stream(
+        self, event_id: int, channel_id: str, thread_ts: str, *, user_id: str, team_id: str | None
+    ) -> str | None:
+        """Start a streamed reply (Slack's chat.startStream) and record its ts; the ts of
+        one a previous attempt started; or None when this event's reply is already on
+        its way without streaming."""
+        key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
+        async with self.pool.connection() as conn:
+            await conn.execute(query("lock"), key)
+            try:
+                params = {"event_id": event_id, "channel_id": channel_id, "thread_ts": thread_ts}
+                await conn.execute(query("open_stream"), params)
+                parts = await (
+                    await conn.execute(query("parts"), {"event_id": event_id})
+                ).fetchall()
+                first = parts[0]
+                if first["complete"] or not first["streaming"] or first["text"]:
+                    return None
+                if first["message_ts"] is not None:
+                    return str(first["message_ts"])
+                response = await self.client.chat_startStream(
+                    channel=channel_id,
+                    thread_ts=thread_ts,
+                    recipient_user_id=user_id,
+                    recipient_team_id=team_id,
+                )
+                ts = str(response["ts"])
+                await conn.execute(
+                    query("started"), {"event_id": event_id, "part": 0, "message_ts": ts}
+                )
+                return ts
+            finally:
+                await conn.execute(query("unlock"), key)
+
+    async def append(self, channel_id: str, ts: str, markdown: str) -> bool:
+        """Add text to an open stream; False once Slack has closed it (they expire)."""
+        try:
+            await self.client.chat_appendStream(channel=channel_id, ts=ts, markdown_text=markdown)
+        except SlackApiError as error:
+            if error.response.get("error") in _STREAM_GONE:
+                return False
+            raise
+        return True
+
+    async def show(self, channel_id: str, ts: str, markdown: str) -> None:
+        """The fallback when a stream expired: rewrite the message with the text so far."""
+        await self.client.chat_update(
+            channel=channel_id, ts=ts, text=split_message(markdown_to_mrkdwn(markdown))[0]
+        )
+
+    async def finish_stream(
+        self, event_id: int, channel_id: str, thread_ts: str, ts: str, markdown: str, *, live: bool
+    ) -> Delivery:
+        """Close the stream with its metadata when it holds the whole answer; otherwise
+        the message is rewritten (chat.update) and further parts are posted."""
+        texts = split_message(markdown_to_mrkdwn(markdown))
+        if live and len(texts) == 1:
+            key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
+            async with self.pool.connection() as conn:
+                await conn.execute(query("lock"), key)
+                try:
+                    params = {
+                        "event_id": event_id,
+                        "channel_id": channel_id,
+                        "thread_ts": thread_ts,
+                        "texts": texts,
+                    }
+                    await conn.execute(query("store"), params)
+                    stopped = await self._stop(channel_id, ts, event_id)
+                    if stopped:
+                        done = {"event_id": event_id, "part": 0, "message_ts": ts}
+                        await conn.execute(query("posted"), done)
+                        return Delivery([ts], 1, 0)
+                finally:
+                    await conn.execute(query("unlock"), key)
+        return await self.deliver(event_id, channel_id, thread_ts, markdown)
+
+    async def _stop(self, channel_id: str, ts: str, event_id: int) -> bool:
+        try:
+            await self.client.chat_stopStream(
+                channel=channel_id, ts=ts, metadata=_metadata(event_id, 0)
+            )
+        except SlackApiError as error:
+            if error.response.get("error") in _STREAM_GONE:
+                return False
+            raise
+        return True
+
+    async def _replace(self, part: Any, ts: str, event_id: int) -> None:
+        await self.client.chat_update(
+            channel=part["channel_id"],
+            ts=ts,
+            text=part["text"],
+            metadata=_metadata(event_id, part["part"]),
+        )
 
     async def _post(self, part: Any, event_id: int) -> str:
         response = await self.client.chat_postMessage(
             channel=part["channel_id"],
             thread_ts=part["thread_ts"],
             text=part["text"],
-            metadata={
-                "event_type": METADATA_EVENT_TYPE,
-                "event_payload": {"heron_event_id": event_id, "part": part["part"]},
-            },
+            metadata=_metadata(event_id, part["part"]),
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -144,6 +248,14 @@ class Outbox:
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return found
+
+
+def _metadata(event_id: int, part: int) -> dict[str, Any]:
+    """Slack message metadata naming the event (how a retry recognises its reply)."""
+    return {
+        "event_type": METADATA_EVENT_TYPE,
+        "event_payload": {"heron_event_id": event_id, "part": part},
+    }
 
 
 def reply_part(message: dict[str, Any], event_id: int) -> int | None:

@@ -10,8 +10,9 @@ VALUES (%(event_id)s, %(user_id)s, %(channel_id)s, %(model)s, %(outcome)s, %(inp
 SELECT COALESCE(sum(cost_usd), 0) AS spent FROM agent_usage
 WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 
--- name: user_runs
--- Model runs a user caused in the last hour (limited ones do not count).
-SELECT count(*) AS runs FROM agent_usage
-WHERE user_id = %(user_id)s AND created_at >= now() - INTERVAL '1 hour'
-  AND outcome IN ('answered', 'failed');
+-- name: user_questions
+-- Questions the user asked before this one within the hour, answered or not yet: counting
+-- events (not finished runs) keeps a burst of simultaneous questions within the limit.
+SELECT count(*) AS questions FROM events
+WHERE event_type = 'slack.question' AND payload ->> 'user' = %(user_id)s
+  AND created_at >= now() - INTERVAL '1 hour' AND id < %(event_id)s;

@@ -34,3 +34,13 @@ CREATE TABLE IF NOT EXISTS mcp_server_status (
     error       TEXT,
     checked_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- Streamed replies: the message exists (message_ts) while the answer is still being
+-- written into it; `complete` says the outbox is done with a part.
+ALTER TABLE slack_replies ADD COLUMN IF NOT EXISTS streaming BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE slack_replies ADD COLUMN IF NOT EXISTS complete BOOLEAN NOT NULL DEFAULT false;
+UPDATE slack_replies SET complete = true WHERE message_ts IS NOT NULL AND NOT streaming;
+
+-- The per-user question limit counts a user's recent questions.
+CREATE INDEX IF NOT EXISTS events_question_user_idx
+    ON events ((payload ->> 'user'), created_at) WHERE event_type = 'slack.question';
