@@ -189,16 +189,38 @@ def db_status() -> None:
 @app.command()
 @one_line_errors
 def status() -> None:
-    """Queue statistics."""
+    """Queue statistics, the agent's MCP servers and today's model usage."""
     config = load_config()
     with processor(config) as p:
         stats = p.get_queue_stats()
+        conn = p.session.connection()
+        servers = conn.exec_driver_sql(
+            "SELECT name, transport, ok, tools, error, checked_at FROM mcp_server_status "
+            "ORDER BY name"
+        ).all()
+        usage = conn.exec_driver_sql(
+            "SELECT count(*), COALESCE(sum(input_tokens + output_tokens), 0), sum(cost_usd) "
+            "FROM agent_usage WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') "
+            "AT TIME ZONE 'UTC'"
+        ).one()
     table = Table(title="Heron queue")
     table.add_column("status")
     table.add_column("events", justify="right")
     for name, count in stats.items():
         table.add_row(name, str(count))
     out.print(table)
+    if servers:
+        mcp = Table(title="MCP servers (as last checked by heron run)")
+        for column in ("server", "transport", "state", "tools", "checked"):
+            mcp.add_column(column)
+        for name, transport, ok, tools, error, checked in servers:
+            state = "ok" if ok else f"unavailable: {first_line(Exception(error or ''))[:60]}"
+            shown = ", ".join(tools) if len(tools) <= 4 else f"{len(tools)} tools"
+            mcp.add_row(name, transport, state, shown, checked.strftime("%Y-%m-%d %H:%M:%S"))
+        out.print(mcp)
+    runs, tokens, cost = usage
+    spent = "unknown" if cost is None else f"${cost:.4f}"
+    out.print(f"Model usage today (UTC): {runs} runs, {tokens} tokens, {spent} estimated")
 
 
 @events_app.command("list")

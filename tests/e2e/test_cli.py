@@ -49,9 +49,22 @@ def test_migrate_status_and_event_commands(database_url):
     )
     assert enqueued.returncode == 0
     assert "event 1 (pending)" in enqueued.stdout
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO mcp_server_status (name, transport, ok, tools, error) VALUES "
+            "('docs', 'http', true, '{search_docs,get_document}', NULL), "
+            "('linear', 'http', false, '{}', 'connection refused')"
+        )
+        conn.execute(
+            "INSERT INTO agent_usage (model, outcome, input_tokens, output_tokens, cost_usd) "
+            "VALUES ('anthropic:claude-sonnet-4-6', 'answered', 1000, 200, 0.006)"
+        )
     status = heron("status", database_url=database_url)
     assert status.returncode == 0
     assert "pending" in status.stdout
+    assert "search_docs, get_document" in status.stdout
+    assert "unavailable: connection refused" in status.stdout
+    assert "1 runs, 1200 tokens, $0.0060 estimated" in status.stdout
     listed = heron("events", "list", "--status", "pending", database_url=database_url)
     assert "noop" in listed.stdout
     shown = heron("events", "show", "1", database_url=database_url)
