@@ -261,3 +261,10 @@ async def test_imports_copy_in_bulk_and_never_overwrite(
     assert await archive.import_messages(batch) == 0  # idempotent
     texts = [r["text"] for r in rows(database_url, "SELECT text FROM slack_messages ORDER BY ts")]
     assert texts == ["imported 1", "imported 2", "edited live", "imported 4", "imported 5"]
+
+
+async def test_imports_survive_nul_characters(archive: Archive, database_url: str) -> None:
+    broken = message_row("C1", message("before\x00after", ts="1732579200.000001"))
+    assert await archive.import_messages([broken]) == 1
+    (row,) = rows(database_url, "SELECT text, raw->>'text' AS raw_text FROM slack_messages")
+    assert row == {"text": "beforeafter", "raw_text": "beforeafter"}

@@ -243,6 +243,7 @@ def user_params(user: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _staging_row(row: MessageRow) -> tuple[Any, ...]:
+    """One COPY row; JSON goes as text (the server parses it), the hot path of imports."""
     return (
         row.channel_id,
         row.ts,
@@ -253,10 +254,20 @@ def _staging_row(row: MessageRow) -> tuple[Any, ...]:
         _clean(row.text),
         row.edited_ts,
         row.reply_count,
-        Jsonb(row.files),
-        Jsonb(row.reactions),
-        None if row.metadata is None else Jsonb(row.metadata),
-        Jsonb(_strip_nul(row.raw)),
+        _json_text(row.files),
+        _json_text(row.reactions),
+        None if row.metadata is None else _json_text(row.metadata),
+        _json_text(row.raw),
+    )
+
+
+def _json_text(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":"), default=str)
+    # PostgreSQL's jsonb refuses \u0000; walk the value only in that rare case.
+    return (
+        json.dumps(_strip_nul(value), separators=(",", ":"), default=str)
+        if "\\u0000" in text
+        else text
     )
 
 

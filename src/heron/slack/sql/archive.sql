@@ -170,15 +170,15 @@ COPY slack_import_staging (channel_id, ts, thread_ts, user_id, bot_id, subtype, 
 FROM STDIN;
 
 -- name: import_staged
--- Imports never overwrite: what the live archive has (edits, deletes) wins.
+-- Imports never overwrite: what the live archive has (edits, deletes) wins. DO NOTHING
+-- also skips a message repeated within the batch, so no sort is needed.
 INSERT INTO slack_messages
     (channel_id, ts, message_at, thread_ts, user_id, bot_id, subtype, text, edited_at,
      reply_count, files, reactions, metadata, raw)
-SELECT DISTINCT ON (channel_id, ts)
+SELECT
     channel_id, ts, to_timestamp(ts::numeric), thread_ts, user_id, bot_id, subtype, text,
     to_timestamp(edited_ts::numeric), reply_count, files, reactions, metadata, raw
 FROM slack_import_staging
-ORDER BY channel_id, ts
 ON CONFLICT (channel_id, ts, message_at) DO NOTHING;
 
 -- name: save_workspace
