@@ -206,6 +206,7 @@ async def test_a_broken_mcp_server_is_reported_and_the_agent_answers_without_it(
     assert statuses["slack"]["ok"] is True
     assert "search_messages" in statuses["slack"]["tools"]
     assert slack.bot_replies(eng, question["ts"])[0]["text"] == "Answered without it."
+    assert slack.calls_to("chat.startStream") == []  # a short, quick answer is just posted
 
 
 async def test_a_broken_prompt_override_stops_the_start(

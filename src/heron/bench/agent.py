@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,6 @@ from heron.bench.database import drop, recreate
 from heron.bench.stats import LatencySummary, percentile
 from heron.config import Config
 from heron.database.connection import DatabaseConnection, resolve_database_url
-from heron.runtime import Runtime
 from heron.testing.anthropic import FakeAnthropic, text
 from heron.testing.slack import SlackFake
 
@@ -79,48 +81,52 @@ async def _measure(
     questions: int,
     warmup: int,
 ) -> tuple[list[float], list[float]]:
-    settings = config.model_copy(
-        update={
-            "database_url": database_url,
-            "slack_bot_token": _secret(slack.bot_token),
-            "slack_app_token": _secret(slack.app_token),
-            "slack_signing_secret": None,
-            "slack_api_url": slack.api_url,
-            "anthropic_api_key": _secret(claude.api_key),
-            "anthropic_base_url": claude.base_url,
-            "heron_model": "anthropic:claude-sonnet-4-6",
-            "heron_http_port": 0,
-            "heron_questions_per_user_per_hour": 0,
-            "heron_daily_spend_limit_usd": 0.0,
-            "heron_mcp_config": None,
-        }
-    )
-    db = DatabaseConnection(database_url)
-    db.create_tables()
+    """Heron runs as `heron run` in a process of its own, so that the fakes (threads of
+    this one) do not share its interpreter. The answer is short, so it is posted (a
+    stream is opened only for answers that take longer or run longer)."""
+    DatabaseConnection(database_url).create_tables()
     asker = slack.add_user("bench").id
     channel = slack.add_channel("bench", members=[asker]).id
-    runtime = Runtime(settings, db)
-    await runtime.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_"))}
+    env |= {
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_APP_TOKEN": slack.app_token,
+        "SLACK_API_URL": slack.api_url,
+        "ANTHROPIC_API_KEY": claude.api_key,
+        "ANTHROPIC_BASE_URL": claude.base_url,
+        "HERON_MODEL": "anthropic:claude-sonnet-4-6",
+        "HERON_HTTP_PORT": "0",
+        "HERON_QUESTIONS_PER_USER_PER_HOUR": "0",
+        "HERON_DAILY_SPEND_LIMIT_USD": "0",
+        "HERON_EMBEDDING_PROVIDER": config.heron_embedding_provider,
+        "HERON_LOG_LEVEL": "WARNING",
+        "HERON_LOG_FORMAT": "json",
+    }
+    env.pop("HERON_MCP_CONFIG", None)
+    heron = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "heron",
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     totals: list[float] = []
     model: list[float] = []
     try:
-        await slack.wait_connected_async(timeout=30)
+        await slack.wait_connected_async(timeout=60)
         for n in range(warmup + questions):
             before = len(slack.calls_to("chat.postMessage"))
             served_before = claude.served_seconds
             started = time.perf_counter()
             slack.post_user_message(channel, asker, f"<@{slack.bot_user_id}> question {n}")
-            await slack.wait_for_call_async("chat.postMessage", count=before + 1, timeout=30)
+            await slack.wait_for_call_async("chat.postMessage", count=before + 1, timeout=60)
             if n >= warmup:
                 totals.append(time.perf_counter() - started)
                 model.append(claude.served_seconds - served_before)
     finally:
-        await runtime.stop()
-        db.dispose()
+        heron.send_signal(signal.SIGINT)
+        await asyncio.wait_for(heron.wait(), timeout=60)
     return totals, model
-
-
-def _secret(value: str) -> Any:
-    from pydantic import SecretStr
-
-    return SecretStr(value)

@@ -93,40 +93,64 @@ class QuestionHandler:
         self, event: Event, question: dict[str, Any], stream: StreamingResponder
     ) -> Delivery | None:
         """Write the answer into a Slack stream as the model produces it; when the stream
-        expires, keep the message current with chat.update. None: streaming not possible."""
+        expires, keep the message current with chat.update. An answer complete within
+        STREAM_FLUSH_SECONDS is simply posted. None: streaming not possible."""
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
-        ts = await self.outbox.open_stream(
-            event.id, channel, thread_ts, user_id=question["user"], team_id=question.get("team")
-        )
-        if ts is None:
-            return None
-        text, pending, live = "", "", True
-        flushed = time.monotonic()
+        pieces = stream(question).__aiter__()
+        text, started = "", time.monotonic()
         try:
-            async for delta in stream(question):
+            async for delta in pieces:
                 text += delta
-                pending += delta
-                now = time.monotonic()
-                if len(pending) < STREAM_CHUNK_CHARS and now - flushed < STREAM_FLUSH_SECONDS:
-                    continue
-                if live:
-                    live = await self.outbox.append(channel, ts, pending)
-                if not live:
-                    await self.outbox.show(channel, ts, text)
-                pending, flushed = "", now
-            if live and pending:
-                live = await self.outbox.append(channel, ts, pending)
+                if (
+                    len(text) >= STREAM_CHUNK_CHARS
+                    or time.monotonic() - started >= STREAM_FLUSH_SECONDS
+                ):
+                    break
+            else:
+                return await self.outbox.deliver(event.id, channel, thread_ts, text or NO_TEXT)
+            ts = await self.outbox.open_stream(
+                event.id, channel, thread_ts, user_id=question["user"], team_id=question.get("team")
+            )
+            if ts is None:  # an earlier attempt's reply is on its way by other means
+                text += "".join([delta async for delta in pieces])
+                return await self.outbox.deliver(event.id, channel, thread_ts, text or NO_TEXT)
+            text, live = await self._write_stream(channel, ts, text, pieces)
         except ModelRefused as error:
             log.error("model refused the question", event_id=event.id, error=str(error))
-            text, live = apology(event.id), False
+            return await self._apologise(event, channel, thread_ts)
         except ModelUnavailable as error:
             if event.retry_count < self.max_retries:
-                raise  # the retry rewrites this same message
+                raise  # the retry rewrites the same message, if one was started
             log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
-            text, live = apology(event.id), False
+            return await self._apologise(event, channel, thread_ts)
         return await self.outbox.finish_stream(
             event.id, channel, thread_ts, ts, text or NO_TEXT, live=live
         )
+
+    async def _write_stream(
+        self, channel: str, ts: str, text: str, pieces: AsyncIterator[str]
+    ) -> tuple[str, bool]:
+        """Append as the model writes, in chunks; (the whole text, still streaming?)."""
+        live = await self.outbox.append(channel, ts, text)
+        pending, flushed = "", time.monotonic()
+        async for delta in pieces:
+            text += delta
+            pending += delta
+            now = time.monotonic()
+            if len(pending) < STREAM_CHUNK_CHARS and now - flushed < STREAM_FLUSH_SECONDS:
+                continue
+            if live:
+                live = await self.outbox.append(channel, ts, pending)
+            if not live:
+                await self.outbox.show(channel, ts, text)
+            pending, flushed = "", now
+        if live and pending:
+            live = await self.outbox.append(channel, ts, pending)
+        return text, live
+
+    async def _apologise(self, event: Event, channel: str, thread_ts: str) -> Delivery:
+        # A started stream's message is rewritten with the apology (see Outbox.deliver).
+        return await self.outbox.deliver(event.id, channel, thread_ts, apology(event.id))
 
     async def _status(self, question: dict[str, Any], status: str) -> None:
         """The assistant pane's "thinking" line (DMs only; Slack refuses it elsewhere)."""

@@ -11,6 +11,7 @@ with the connection of a killed process.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,8 @@ class Outbox:
         return True
 
     async def _replace(self, part: Any, ts: str, event_id: int) -> None:
+        with contextlib.suppress(SlackApiError):  # close it if Slack has not already
+            await self.client.chat_stopStream(channel=part["channel_id"], ts=ts)
         await self.client.chat_update(
             channel=part["channel_id"],
             ts=ts,
