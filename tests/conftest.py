@@ -5,7 +5,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
@@ -72,3 +74,10 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """A query's rows as dicts, on a connection of its own (tests read what others wrote)."""
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []

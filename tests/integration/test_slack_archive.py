@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive
 from heron.slack.events import BotIdentity, message_row
 from heron.slack.partitions import week_start
+from tests.conftest import rows
 
 BOT = BotIdentity(user_id="UBOT", bot_id="BBOT")
 TS = "1732579200.000100"  # 2024-11-26
@@ -28,12 +27,6 @@ async def archive(database_url: str) -> AsyncIterator[Archive]:
         yield Archive(pool, BOT)
     finally:
         await pool.close()
-
-
-def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
 
 
 def callback(event: dict[str, Any], event_id: str) -> dict[str, Any]:

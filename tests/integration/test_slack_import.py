@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 from slack_sdk.web.async_client import AsyncWebClient
 from typer.testing import CliRunner
 
@@ -28,7 +26,7 @@ from heron.slack.events import BotIdentity
 from heron.slack.export_import import ExportError, import_export
 from heron.slack.pacing import NON_MARKETPLACE, Clock, Pace, VirtualClock
 from heron.testing.slack import Channel, SlackFake
-from tests.conftest import make_config
+from tests.conftest import make_config, rows
 
 START = 1_700_000_000.0  # 2023-11-14
 # Several messages a day over weeks: many day files, several weekly partitions.
@@ -74,12 +72,6 @@ def seed(fake: SlackFake) -> Workspace:
 
 def is_reply(message: dict[str, Any]) -> bool:
     return message.get("thread_ts") not in (None, message["ts"])
-
-
-def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
 
 
 def count(database_url: str, sql: str, *params: Any) -> int:

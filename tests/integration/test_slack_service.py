@@ -10,17 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from heron.database.connection import DatabaseConnection
 from heron.runtime import Runtime
 from heron.testing.slack import FileSpec, SlackFake
-from tests.conftest import eventually, make_config
-
-
-def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+from tests.conftest import eventually, make_config, rows
 
 
 @pytest.fixture

@@ -11,18 +11,22 @@ non-loopback address it requires `Authorization: Bearer $HERON_MCP_TOKEN`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Final
 
-import psycopg
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from heron.docsearch.store import DocStore, store_from_config
-from heron.errors import ConfigError, HeronError, first_line
-from heron.mcp_servers.serving import add_health, add_tool, http_token, serve, transport_problems
+from heron.errors import ConfigError
+from heron.mcp_servers.serving import (
+    add_health,
+    add_tool,
+    as_tool_errors,
+    http_token,
+    serve,
+    transport_problems,
+)
 
 SERVER_NAME: Final = "heron-docs"
 SNIPPET_CHARS: Final = 500
@@ -71,19 +75,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return cut.rstrip() + "…"
 
 
-@contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    """Anticipated failures become tool errors with their message, not a generic crash."""
-    try:
-        yield
-    except HeronError as error:
-        raise ToolError(str(error)) from error
-    except psycopg.OperationalError as error:
-        raise ToolError(f"database unavailable: {first_line(error)}") from error
-    except psycopg.Error as error:
-        raise ToolError(f"database error: {first_line(error)}") from error
-
-
 def build_docs_server(store: DocStore) -> MCPServer:
     """The `heron-docs` MCP server: `search_docs` and `get_document` over `store`."""
     server: MCPServer = MCPServer(
@@ -109,7 +100,7 @@ def build_docs_server(store: DocStore) -> MCPServer:
             raise ToolError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
         if not query.strip():
             raise ToolError("query is empty: pass the words to search for")
-        with _as_tool_errors(), store.connect() as conn:
+        with as_tool_errors(), store.connect() as conn:
             hits = store.search(conn, query, limit)
         return [
             SearchResult(
@@ -134,7 +125,7 @@ def build_docs_server(store: DocStore) -> MCPServer:
         key = id_or_path.strip()
         if not key:
             raise ToolError("id_or_path is empty: pass a document id or its source path")
-        with _as_tool_errors(), store.connect() as conn:
+        with as_tool_errors(), store.connect() as conn:
             document = store.get_document(conn, key)
         if document is None:
             raise ToolError(

@@ -15,15 +15,14 @@ and the server keeps serving. HTTP serving reuses heron-docs' bearer-token helpe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from heron.errors import ConfigError, HeronError
+from heron.errors import ConfigError
 from heron.github.allow import REPOS_ENV, AllowList, parse_repos, scoped_query
 from heron.github.client import DEFAULT_API_URL, SERVER_NAME, GitHubClient, GitHubError
 from heron.github.models import (
@@ -39,22 +38,20 @@ from heron.github.models import (
     repo_of_issue,
     to_issue,
 )
-from heron.mcp_servers.serving import add_health, add_tool, http_token, serve, transport_problems
+from heron.mcp_servers.serving import (
+    add_health,
+    add_tool,
+    as_tool_errors,
+    http_token,
+    serve,
+    transport_problems,
+)
 
 MAX_LIMIT: Final = 50
 MAX_FILE_BYTES: Final = 1_000_000
 _TEXT_MATCH: Final = "application/vnd.github.text-match+json"
 
 # -- the server -----------------------------------------------------------------------------
-
-
-@contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    """Anticipated failures become tool errors with their message, not a generic crash."""
-    try:
-        yield
-    except HeronError as error:
-        raise ToolError(str(error)) from error
 
 
 def _check_limit(limit: int) -> None:
@@ -93,7 +90,7 @@ def build_github_server(
         Needs GITHUB_TOKEN: GitHub's code search API refuses anonymous requests.
         """
         _check_limit(limit)
-        with _as_tool_errors():
+        with as_tool_errors():
             q = scoped_query(query, allowed, repo)
             if client.token is None:
                 raise GitHubError(
@@ -128,7 +125,7 @@ def build_github_server(
         _check_limit(limit)
         extra = [f"state:{state}"] if state else []
         extra += [f"is:{kind}"] if kind else []
-        with _as_tool_errors():
+        with as_tool_errors():
             q = scoped_query(query, allowed, repo, extra)
             found = await client.get("/search/issues", {"q": q, "per_page": limit})
         return [
@@ -154,7 +151,7 @@ def build_github_server(
         ] = None,
     ) -> FileContent:
         """Return a text file's contents (binary and very large files are refused)."""
-        with _as_tool_errors():
+        with as_tool_errors():
             name = allowed.check(repo)
             clean = path.strip().strip("/")
             if not clean or ".." in clean.split("/"):
@@ -167,7 +164,7 @@ def build_github_server(
         number: Annotated[int, Field(description="The issue or pull request number", ge=1)],
     ) -> Issue:
         """Return an issue or pull request with its comments (and, for a PR, its reviews)."""
-        with _as_tool_errors():
+        with as_tool_errors():
             name = allowed.check(repo)
             item = await client.get(f"/repos/{name}/issues/{number}")
             comments = await client.get(
@@ -190,7 +187,7 @@ def build_github_server(
     ) -> list[Commit]:
         """The latest commits on a branch, newest first."""
         _check_limit(limit)
-        with _as_tool_errors():
+        with as_tool_errors():
             name = allowed.check(repo)
             items = await client.get(f"/repos/{name}/commits", {"sha": branch, "per_page": limit})
         return [
@@ -208,7 +205,7 @@ def build_github_server(
     async def list_releases(repo: _Repo, limit: _Limit = 10) -> list[Release]:
         """The repository's releases, newest first."""
         _check_limit(limit)
-        with _as_tool_errors():
+        with as_tool_errors():
             name = allowed.check(repo)
             items = await client.get(f"/repos/{name}/releases", {"per_page": limit})
         return [

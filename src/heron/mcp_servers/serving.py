@@ -10,16 +10,19 @@ import hmac
 import inspect
 import ipaddress
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Final, TypeVar, cast
 
+import psycopg
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from heron.errors import ConfigError
+from heron.errors import ConfigError, HeronError, first_line
 
 MCP_PATH: Final = "/mcp"
 HEALTH_PATH: Final = "/health"
@@ -128,3 +131,16 @@ def serve(server: MCPServer, transport: str, host: str, port: int, token: str | 
     import uvicorn
 
     uvicorn.run(build_http_app(server, host, token), host=host, port=port, log_level="info")
+
+
+@contextmanager
+def as_tool_errors() -> Iterator[None]:
+    """Anticipated failures become tool errors with their message, not a generic crash."""
+    try:
+        yield
+    except HeronError as error:
+        raise ToolError(str(error)) from error
+    except psycopg.OperationalError as error:
+        raise ToolError(f"database unavailable: {first_line(error)}") from error
+    except psycopg.Error as error:
+        raise ToolError(f"database error: {first_line(error)}") from error

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
-import psycopg
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from psycopg.rows import dict_row
@@ -34,13 +33,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from heron.config import Config
 from heron.docsearch.embedding import Embedder
-from heron.errors import ConfigError, HeronError, first_line
+from heron.errors import ConfigError
 from heron.mcp_servers.serving import (
     HEALTH_PATH,
     MCP_PATH,
     TOKEN_ENV,
     add_health,
     add_tool,
+    as_tool_errors,
     http_token,
     serve,
     transport_problems,
@@ -188,26 +188,13 @@ def _reader(ctx: SlackContext) -> search.ArchiveReader:
     return search.ArchiveReader(state.pool, user, state.vectors)
 
 
-@contextmanager
-def _as_tool_errors() -> Iterator[None]:
-    """Anticipated failures become tool errors with their message, not a generic crash."""
-    try:
-        yield
-    except HeronError as error:
-        raise ToolError(str(error)) from error
-    except psycopg.OperationalError as error:
-        raise ToolError(f"database unavailable: {first_line(error)}") from error
-    except psycopg.Error as error:
-        raise ToolError(f"database error: {first_line(error)}") from error
-
-
 def _check(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise ToolError(f"{name} must be between {low} and {high}, got {value}")
 
 
 def _period(since: str | None, until: str | None) -> search.Period:
-    with _as_tool_errors():
+    with as_tool_errors():
         return search.Period.parse(since, until)
 
 
@@ -288,7 +275,7 @@ def _tools() -> list[Callable[..., Any]]:
     ) -> list[SlackChannel]:
         """The channels, private channels, DMs and group DMs you can read."""
         _check("limit", limit, 1, 1000)
-        with _as_tool_errors():
+        with as_tool_errors():
             channels = await _reader(ctx).channels(name, limit)
         return [_channel(c) for c in channels]
 
@@ -301,7 +288,7 @@ def _tools() -> list[Callable[..., Any]]:
     ) -> list[SlackUser]:
         """People and bots of the workspace, with their ids (for the user filters)."""
         _check("limit", limit, 1, 1000)
-        with _as_tool_errors():
+        with as_tool_errors():
             users = await _reader(ctx).users(name, limit)
         return [_user(u) for u in users]
 
@@ -318,7 +305,7 @@ def _tools() -> list[Callable[..., Any]]:
         """
         _check("limit", limit, 1, 200)
         period = _period(since, until)
-        with _as_tool_errors():
+        with as_tool_errors():
             reader = _reader(ctx)
             page = await reader.history(channel, period, limit)
             return await _page(reader, page)
@@ -331,7 +318,7 @@ def _tools() -> list[Callable[..., Any]]:
     ) -> Messages:
         """A thread's messages, the parent first, then the replies in order."""
         _check("limit", limit, 1, 1000)
-        with _as_tool_errors():
+        with as_tool_errors():
             reader = _reader(ctx)
             return await _page(reader, await reader.thread(channel, thread_ts, limit))
 
@@ -346,7 +333,7 @@ def _tools() -> list[Callable[..., Any]]:
         the channel. Oldest first."""
         _check("before", before, 0, 50)
         _check("after", after, 0, 50)
-        with _as_tool_errors():
+        with as_tool_errors():
             reader = _reader(ctx)
             found = await reader.context(channel, ts, before, after)
             return await _page(reader, search.Page(found, has_more=False))
@@ -364,7 +351,7 @@ def _tools() -> list[Callable[..., Any]]:
         the newest `limit`."""
         _check("limit", limit, 1, 200)
         period = _period(since, until)
-        with _as_tool_errors():
+        with as_tool_errors():
             reader = _reader(ctx)
             return await _page(reader, await reader.with_user(user, period, limit))
 
@@ -387,7 +374,7 @@ def _tools() -> list[Callable[..., Any]]:
         _check("limit", limit, 1, 50)
         period = _period(since, until)
         state = ctx.request_context.lifespan_context
-        with _as_tool_errors():
+        with as_tool_errors():
             reader = _reader(ctx)
             if state.catch_up is not None:
                 await state.catch_up.run(state.pool)
