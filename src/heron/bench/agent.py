@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from heron.bench.stats import LatencySummary, percentile
 from heron.config import Config
 from heron.database.connection import DatabaseConnection, resolve_database_url
 from heron.testing.anthropic import FakeAnthropic, text
-from heron.testing.slack import SlackFake
+from heron.testing.slack import ApiCall, SlackFake
 
 BENCH_DATABASE = "heron_bench_agent"
 TARGET_P95_MS = 20.0
@@ -82,8 +83,8 @@ async def _measure(
     warmup: int,
 ) -> tuple[list[float], list[float]]:
     """Heron runs as `heron run` in a process of its own, so that the fakes (threads of
-    this one) do not share its interpreter. The answer is short, so it is posted (a
-    stream is opened only for answers that take longer or run longer)."""
+    this one) do not share its interpreter. A question is answered when its reply is
+    posted (short, quick answers) or its stream is closed."""
     DatabaseConnection(database_url).create_tables()
     asker = slack.add_user("bench").id
     channel = slack.add_channel("bench", members=[asker]).id
@@ -118,15 +119,24 @@ async def _measure(
     try:
         await slack.wait_connected_async(timeout=60)
         for n in range(warmup + questions):
-            before = len(slack.calls_to("chat.postMessage"))
             served_before = claude.served_seconds
             started = time.perf_counter()
             slack.post_user_message(channel, asker, f"<@{slack.bot_user_id}> question {n}")
-            await slack.wait_for_call_async("chat.postMessage", count=before + 1, timeout=60)
+            await slack.wait_for_calls_async(partial(answered, n + 1), 60)
             if n >= warmup:
                 totals.append(time.perf_counter() - started)
                 model.append(claude.served_seconds - served_before)
+            # Let the answer's tail (done reaction, the echo of the reply) finish, so that
+            # each question is timed alone, as people ask them.
+            await slack.wait_for_call_async("reactions.add", count=n + 1, timeout=60)
+            for delivery in slack.deliveries[-3:]:
+                await slack.wait_for_event_ack_async(delivery.event_id, timeout=60)
     finally:
         heron.send_signal(signal.SIGINT)
         await asyncio.wait_for(heron.wait(), timeout=60)
     return totals, model
+
+
+def answered(count: int, calls: list[ApiCall]) -> bool:
+    """At least `count` replies delivered: posted, or streamed and closed."""
+    return sum(call.method in ("chat.postMessage", "chat.stopStream") for call in calls) >= count

@@ -331,6 +331,15 @@ class SlackFake(UserActivity):
         done = self._calls_signal.wait(lambda: len(self.calls_to(method)) >= count, timeout)
         return self._nth_call(method, count, timeout, done)
 
+    async def wait_for_calls_async(
+        self,
+        predicate: Callable[[list[ApiCall]], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - like the other waits
+    ) -> None:
+        """Wait until `predicate(calls)` holds (e.g. "a reply was posted or streamed")."""
+        if not await self._calls_signal.wait_async(lambda: predicate(self.calls), timeout):
+            raise TimeoutError(f"the Web API calls did not match within {timeout} s")
+
     async def wait_for_call_async(
         self,
         method: str,
