@@ -113,6 +113,8 @@ class ModelAnswerer:
             timeout=config.heron_model_timeout_seconds,
             max_retries=config.heron_model_retries,
         )
+        # One agent for every question: instructions and tools come with each run.
+        self.agent: Agent[str, str] = Agent(model, deps_type=str, model_settings=self.settings)
         self.limits = UsageLimits(
             request_limit=config.heron_max_model_requests,
             total_tokens_limit=config.heron_max_tokens_per_answer,
@@ -134,10 +136,16 @@ class ModelAnswerer:
             )
             yield refusal
             return
-        agent, prompt = await self._prepare(question)
+        instructions, prompt, toolsets = await self._prepare(question)
         started = time.monotonic()
         try:
-            async with agent.run_stream(prompt, deps=user_id, usage_limits=self.limits) as run:
+            async with self.agent.run_stream(
+                prompt,
+                instructions=instructions,
+                toolsets=toolsets,
+                deps=user_id,
+                usage_limits=self.limits,
+            ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     yield delta
                 spent = run.usage
@@ -162,14 +170,17 @@ class ModelAnswerer:
                 requests=spent.requests,
                 tool_calls=spent.tool_calls,
                 duration_ms=int((time.monotonic() - started) * 1000),
+                priced=spent.cost,
             ),
             event_id=event_id,
             user_id=user_id,
             channel_id=channel_id,
         )
 
-    async def _prepare(self, question: dict[str, Any]) -> tuple[Agent[str, str], str]:
-        """The agent (instructions, tools) and the user prompt for this question."""
+    async def _prepare(
+        self, question: dict[str, Any]
+    ) -> tuple[str, str, list[AbstractToolset[str]]]:
+        """The instructions, the user prompt and the tools for this question."""
         asker = await self.asker(question)
         toolbox = self.toolbox()
         history = await self.memory.history(question, self.config.heron_memory_tokens)
@@ -183,14 +194,7 @@ class ModelAnswerer:
             tools=toolbox.tools,
             thread=str(question.get("thread_ts") or question["ts"]) != str(question["ts"]),
         )
-        agent: Agent[str, str] = Agent(
-            self.model,
-            deps_type=str,
-            instructions=self.prompts.system(context),
-            toolsets=list(toolbox.toolsets),
-            model_settings=self.settings,
-        )
-        return agent, self.prompts.user(context)
+        return self.prompts.system(context), self.prompts.user(context), list(toolbox.toolsets)
 
     async def _record_failure(
         self,

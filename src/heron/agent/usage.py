@@ -34,10 +34,11 @@ class RunUsage:
     tool_calls: int = 0
     duration_ms: int = 0
     error: str | None = None
+    priced: Decimal | None = None  # pydantic-ai's own genai-prices figure, when it has one
 
     @property
     def cost_usd(self) -> Decimal | None:
-        return estimate_cost(self)
+        return self.priced if self.priced is not None else estimate_cost(self)
 
 
 def estimate_cost(usage: RunUsage) -> Decimal | None:
