@@ -116,6 +116,9 @@ class Config(BaseSettings):
         default=None, description="Comma-separated orgs and owner/repo the GitHub tools may read"
     )
     openai_base_url: str | None = None
+    heron_mcp_token: SecretStr | None = Field(
+        default=None, description="Bearer token MCP clients send over HTTP (required off loopback)"
+    )
     heron_mcp_slack_user: str | None = Field(
         default=None,
         description="Slack user whose view `heron mcp slack` gives over stdio (as --as-user)",

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from heron.config import Config
@@ -88,3 +90,16 @@ def test_env_sample_lists_every_setting() -> None:
     sample = (Path(__file__).parents[2] / ".env.sample").read_text()
     missing = [name.upper() for name in Config.model_fields if f"{name.upper()}=" not in sample]
     assert missing == []
+
+
+def test_the_mcp_token_is_read_from_dotenv_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heron.mcp_servers.serving import http_token
+
+    monkeypatch.delenv("HERON_MCP_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("HERON_MCP_TOKEN=from-dotenv\n")
+    assert http_token("0.0.0.0") == "from-dotenv"
+    monkeypatch.setenv("HERON_MCP_TOKEN", "from-env")
+    assert http_token("0.0.0.0") == "from-env"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import ipaddress
-import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final, TypeVar, cast
 
@@ -69,9 +68,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def http_token(host: str, environ: dict[str, str] | None = None) -> str | None:
+def configured_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """HERON_MCP_TOKEN from `environ` when given, else from the settings (env or `.env`)."""
+    if environ is not None:
+        return environ.get(TOKEN_ENV, "").strip() or None
+    from heron.config import Config
+
+    secret = Config().heron_mcp_token
+    return (secret.get_secret_value().strip() or None) if secret is not None else None
+
+
+def http_token(host: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The bearer token HTTP clients must send; required when `host` is not loopback."""
-    token = (os.environ if environ is None else environ).get(TOKEN_ENV, "").strip() or None
+    token = configured_token(environ)
     if token is None and not is_loopback(host):
         raise ConfigError(
             [

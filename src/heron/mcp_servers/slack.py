@@ -16,7 +16,6 @@ the private channels, DMs and group DMs they belong to; never a deleted message.
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from heron.mcp_servers.serving import (
     add_health,
     add_tool,
     as_tool_errors,
+    configured_token,
     http_token,
     serve,
     transport_problems,
@@ -508,8 +508,7 @@ def http_auth(
     environ: Mapping[str, str] | None = None,
 ) -> HttpAuth:
     """The HTTP rules; off loopback, some token (main or per user) is required."""
-    env = dict(os.environ if environ is None else environ)
-    main_token = (env.get(TOKEN_ENV, "").strip() or None) if user_tokens else http_token(host, env)
+    main_token = configured_token(environ) if user_tokens else http_token(host, environ)
     if main_token is not None and main_token in user_tokens:
         raise ConfigError([f"{USER_TOKENS_ENV}: a user's token must differ from {TOKEN_ENV}"])
     return HttpAuth(main_token, dict(user_tokens), default_user)
