@@ -20,10 +20,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console
 
 from heron.bench.database import drop, recreate
-from heron.bench.stats import LatencySummary, percentile
+from heron.bench.stats import percentile
 from heron.config import Config
 from heron.database.connection import DatabaseConnection, resolve_database_url
 from heron.testing.anthropic import FakeAnthropic, text
@@ -44,34 +45,59 @@ def run_agent_benchmark(
             samples, model = asyncio.run(
                 _measure(config, bench.url_string, slack, claude, questions, warmup)
             )
+        inside = _inside_heron(bench.conninfo, warmup)
     finally:
         drop(server, BENCH_DATABASE)
-    overhead = [total - spent for total, spent in zip(samples, model, strict=True)]
-    summary = LatencySummary.of_seconds(overhead)
-    assert summary is not None
-    p95 = percentile([s * 1000 for s in overhead], 95)
+    own = [spent - m for spent, m in zip(inside, model, strict=True)]
+    outside = [total - m for total, m in zip(samples, model, strict=True)]
     result: dict[str, Any] = {
         "benchmark": "agent overhead per answered question (model time excluded)",
-        "questions": len(overhead),
-        "overhead_ms": {
-            "p50": summary.p50_ms,
-            "p95": p95,
-            "p99": summary.p99_ms,
-            "max": summary.max_ms,
-        },
+        "questions": len(own),
+        "overhead_ms": _figures(own),
+        "overhead_note": "inside Heron: from the question's first write to the archive to "
+        "its reply recorded as posted, less the fake model's serving time",
+        "end_to_end_ms": _figures(outside),
+        "end_to_end_note": "seen from the Slack fake: event sent to chat.postMessage "
+        "received, less the model's time (includes the fake's own work)",
         "model_ms_p50": percentile([m * 1000 for m in model], 50),
-        "end_to_end_ms_p50": percentile([s * 1000 for s in samples], 50),
         "target": f"p95 <= {TARGET_P95_MS:g} ms",
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
+    mine, seen = result["overhead_ms"], result["end_to_end_ms"]
     console.print(
-        f"agent overhead over {len(overhead)} questions: p50 {summary.p50_ms:.1f} ms, "
-        f"p95 {p95:.1f} ms, p99 {summary.p99_ms:.1f} ms (target p95 <= {TARGET_P95_MS:g} ms: "
-        f"{'met' if p95 <= TARGET_P95_MS else 'NOT met'}); model share p50 "
-        f"{result['model_ms_p50']:.1f} ms; results in {output}"
+        f"Heron's overhead per answered question ({len(own)} questions, model time "
+        f"excluded): p50 {mine['p50']:.1f} ms, p95 {mine['p95']:.1f} ms, p99 "
+        f"{mine['p99']:.1f} ms (target p95 <= {TARGET_P95_MS:g} ms: "
+        f"{'met' if mine['p95'] <= TARGET_P95_MS else 'NOT met'}); seen from the Slack fake: "
+        f"p50 {seen['p50']:.1f} ms, p95 {seen['p95']:.1f} ms; results in {output}"
     )
     return result
+
+
+def _figures(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
+        "max": max(ms),
+    }
+
+
+def _inside_heron(conninfo: str, warmup: int) -> list[float]:
+    """Per question, oldest first: the reply's posted_at less the question's ingested_at
+    (both PostgreSQL's clock), warm-up questions left out."""
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM r.posted_at - m.ingested_at) FROM events e "
+            "JOIN slack_replies r ON r.event_id = e.id AND r.part = 0 "
+            "JOIN slack_messages m ON m.channel_id = e.payload ->> 'channel' "
+            " AND m.ts = e.payload ->> 'ts' "
+            " AND m.message_at = to_timestamp((e.payload ->> 'ts')::numeric) "
+            "WHERE e.event_type = 'slack.question' ORDER BY e.id"
+        ).fetchall()
+    return [float(row[0]) for row in rows[warmup:]]
 
 
 async def _measure(
