@@ -57,7 +57,8 @@ class QuestionHandler:
         question = {**event.payload, "heron_event_id": event.id}
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
         delivery = None
-        if await self.outbox.stored(event.id):
+        # Only a later claim of the event can find an answer stored by an earlier one.
+        if event.attempts > 1 and await self.outbox.stored(event.id):
             delivery = await self.outbox.deliver(event.id, channel, thread_ts, None)
         else:
             await self._status(question, "is thinking…")

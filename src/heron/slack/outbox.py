@@ -66,19 +66,19 @@ class Outbox:
         texts = [] if markdown is None else split_message(markdown_to_mrkdwn(markdown))
         key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
         async with self.pool.connection() as conn:
-            await conn.execute(query("lock"), key)
             try:
-                if texts:
-                    params = {
-                        "event_id": event_id,
-                        "channel_id": channel_id,
-                        "thread_ts": thread_ts,
-                        "texts": texts,
-                    }
-                    await conn.execute(query("store"), params)
-                parts = await (
-                    await conn.execute(query("parts"), {"event_id": event_id})
-                ).fetchall()
+                async with conn.pipeline():  # one round trip for the three
+                    await conn.execute(query("lock"), key)
+                    if texts:
+                        params = {
+                            "event_id": event_id,
+                            "channel_id": channel_id,
+                            "thread_ts": thread_ts,
+                            "texts": texts,
+                        }
+                        await conn.execute(query("store"), params)
+                    cursor = await conn.execute(query("parts"), {"event_id": event_id})
+                parts = await cursor.fetchall()
                 return await self._post_parts(conn, event_id, parts)
             finally:
                 await conn.execute(query("unlock"), key)
