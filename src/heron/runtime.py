@@ -15,6 +15,7 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
+from starlette.routing import Route
 
 from heron.agent.service import AgentService
 from heron.config import Config
@@ -24,6 +25,7 @@ from heron.queue.store import open_pool
 from heron.queue.worker_pool import WorkerPool
 from heron.slack.handlers import Responder
 from heron.slack.service import SlackService, slack_enabled
+from heron.web.metrics import metrics_endpoint
 from heron.web.server import HttpServer, build_http_app
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,12 @@ class Runtime:
         readiness = {"database": self._database_ok, "workers": self._workers_ok}
         if self.slack is not None:
             readiness["slack"] = self._slack_ok
+        endpoint = metrics_endpoint(
+            self.pool,
+            lambda: self.workers.stats,
+            lambda: self.workers.get_stats()["workers_running"],
+        )
+        routes = [*routes, Route("/metrics", endpoint)]
         app = build_http_app(routes, readiness)
         self.http = HttpServer(app, self.config.heron_http_host, self.config.heron_http_port)
         await self.http.start()

@@ -332,3 +332,36 @@ async def test_socket_mode_reconnects_after_a_disconnect_frame(
         ),
         what="the message after reconnecting",
     )
+
+
+async def test_metrics_count_what_happened(
+    heron: tuple[Runtime, Answers], fake: SlackFake, database_url: str
+) -> None:
+    import aiohttp
+
+    runtime, _ = heron
+    assert runtime.http is not None
+    ada = user(fake)
+    eng = fake.channel("eng").id
+    question = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> count me")
+    await eventually(lambda: len(fake.bot_replies(eng, question["ts"])) == 1, what="a reply")
+    fake.deliver_event({"type": "message", "channel": eng, "text": "no ts"})
+    await eventually(
+        lambda: len(rows(database_url, "SELECT 1 FROM slack_ingest_errors")) == 1, what="error"
+    )
+    await eventually(
+        lambda: rows(database_url, "SELECT status FROM events") == [{"status": "completed"}]
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{runtime.http.url}/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    lines = set(text.splitlines())
+    assert 'heron_queue_events{status="completed"} 1.0' in lines
+    assert 'heron_events_processed_total{outcome="completed"} 1.0' in lines
+    assert "heron_handler_seconds_count 1.0" in lines
+    assert "heron_claim_wait_seconds_count 1.0" in lines
+    assert "heron_slack_ingest_errors_total 1.0" in lines
+    assert "heron_workers_running 2.0" in lines

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
@@ -30,6 +30,7 @@ from heron.errors import PermanentError, first_line
 from heron.queue.backoff import reconnect_delays
 from heron.queue.listener import NotifyListener
 from heron.queue.store import QueueStore
+from heron.queue.timings import Histogram
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,9 @@ class RunnerStats:
     lost_leases: int = 0
     released: int = 0
     claimed: int = 0
+    # How long events waited to be claimed once due, and how long handlers ran.
+    claim_wait: Histogram = field(default_factory=Histogram)
+    handling: Histogram = field(default_factory=Histogram)
 
 
 def is_async_callable(func: object) -> bool:
@@ -211,6 +215,12 @@ class PoolRunner:
                 await self._release(events, "claimed while stopping")
                 return
             self.stats.claimed += len(events)
+            for event in events:
+                if event.claimed_at is not None:
+                    due = max(event.run_after, event.created_at)
+                    self.stats.claim_wait.observe(
+                        max(0.0, (event.claimed_at - due).total_seconds())
+                    )
             self._waiting.extend(events)
             self._start_waiting()
             if limit > 0 and len(events) == limit:
@@ -239,7 +249,9 @@ class PoolRunner:
             nonlocal slot_held
             if slot_held:
                 slot_held = False
-                self._observe_handler(time.perf_counter() - started)
+                spent = time.perf_counter() - started
+                self._observe_handler(spent)
+                self.stats.handling.observe(spent)
                 self._busy -= 1
                 self._start_waiting()
                 self._kick.set()

@@ -133,6 +133,12 @@ class WorkerPool:
             "claimed": s.claimed,
         }
 
+    @property
+    def stats(self) -> RunnerStats:
+        """The running pool's counters and latency histograms (empty before start)."""
+        runner = self._runner
+        return runner.stats if runner is not None else RunnerStats()
+
     def health_check(self) -> bool:
         """True only while the workers run and the database answers."""
         loop, runner = self._loop, self._runner
