@@ -79,7 +79,9 @@ class HeronCollector(Collector):
         ):
             done.add_metric([outcome], value)
         yield done
-        yield GaugeMetricFamily("heron_workers_running", "Busy-able workers", value=self.workers)
+        yield GaugeMetricFamily(
+            "heron_workers_running", "Workers this process runs", value=self.workers
+        )
         yield _histogram("heron_claim_wait_seconds", "Due to claimed", stats.claim_wait)
         yield _histogram("heron_handler_seconds", "Handler run time", stats.handling)
         runs = CounterMetricFamily("heron_model_runs", "Agent runs by outcome", labels=["outcome"])
