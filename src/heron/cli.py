@@ -326,20 +326,33 @@ def events_enqueue(
 
 @docs_app.command("ingest")
 @one_line_errors
-def docs_ingest(path: Path) -> None:
-    """Ingest Markdown, HTML and text files under PATH (only what changed; drops what vanished)."""
+def docs_ingest(
+    target: Annotated[str, typer.Argument(help="A folder or file, or a sitemap URL")],
+) -> None:
+    """Ingest Markdown, HTML and text files under a folder, or the pages a sitemap URL
+    lists (only what changed; drops what vanished)."""
     from rich.progress import Progress
 
-    from heron.docsearch.ingest import ingest_path
+    from heron.docsearch.ingest import IngestTotals, ingest_path
+    from heron.docsearch.sitemap import ingest_sitemap, is_url
     from heron.docsearch.store import store_from_config
 
     config = load_config()
     store = store_from_config(config)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("ingesting", total=None)
-        totals = ingest_path(
-            store, path, lambda done, total: progress.update(task, completed=done, total=total)
-        )
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        totals: IngestTotals
+        if is_url(target):
+            site = ingest_sitemap(store, target, advance)
+            for url, why in site.skipped:
+                err.print(f"skipped {url}: {why}", highlight=False, soft_wrap=True)
+            totals = site
+        else:
+            totals = ingest_path(store, Path(target), advance)
     out.print(
         f"{totals.documents} documents: {totals.added} chunks embedded, {totals.unchanged} "
         f"unchanged, {totals.removed} removed; {totals.documents_removed} vanished documents "
