@@ -58,10 +58,11 @@ def page_urls(client: httpx2.Client, sitemap_url: str) -> list[str]:
         if len(seen_sitemaps) > MAX_SITEMAPS:
             raise HeronError(f"{sitemap_url}: more than {MAX_SITEMAPS} sitemaps; is it looping?")
         for kind, location in _entries(client, url):
+            absolute = urljoin(url, location)
             if kind == "sitemap":
-                pending.append(urljoin(url, location))
-            elif location not in pages:
-                pages.append(urljoin(url, location))
+                pending.append(absolute)
+            elif absolute not in pages:
+                pages.append(absolute)
         if len(pages) > MAX_PAGES:
             raise HeronError(f"{sitemap_url}: more than {MAX_PAGES:,} pages")
     return pages
