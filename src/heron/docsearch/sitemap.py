@@ -48,6 +48,7 @@ def is_url(target: str) -> bool:
 def page_urls(client: httpx2.Client, sitemap_url: str) -> list[str]:
     """Every page a sitemap (or a sitemap index, followed) lists, in order, once."""
     pages: list[str] = []
+    listed: set[str] = set()
     seen_sitemaps: set[str] = set()
     pending = [sitemap_url]
     while pending:
@@ -61,7 +62,8 @@ def page_urls(client: httpx2.Client, sitemap_url: str) -> list[str]:
             absolute = urljoin(url, location)
             if kind == "sitemap":
                 pending.append(absolute)
-            elif absolute not in pages:
+            elif absolute not in listed:
+                listed.add(absolute)
                 pages.append(absolute)
         if len(pages) > MAX_PAGES:
             raise HeronError(f"{sitemap_url}: more than {MAX_PAGES:,} pages")
