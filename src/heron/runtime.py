@@ -95,7 +95,11 @@ class Runtime:
     async def run(
         self, stop: asyncio.Event, on_started: Callable[[Runtime], Any] | None = None
     ) -> None:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # close whatever did start (the pool at least)
+            raise
         try:
             if on_started is not None:
                 on_started(self)

@@ -365,3 +365,26 @@ async def test_metrics_count_what_happened(
     assert "heron_claim_wait_seconds_count 1.0" in lines
     assert "heron_slack_ingest_errors_total 1.0" in lines
     assert "heron_workers_running 2.0" in lines
+
+
+async def test_a_refused_bot_token_is_a_clear_error_and_nothing_is_left_open(
+    database_url: str, fake: SlackFake
+) -> None:
+    import asyncio
+
+    from heron.slack.service import SlackError
+
+    config = make_config(
+        database_url,
+        slack_bot_token="xoxb-not-the-right-one",
+        slack_app_token=fake.app_token,
+        slack_api_url=fake.api_url,
+        heron_http_port=0,
+    )
+    db = DatabaseConnection(database_url)
+    runtime = Runtime(config, db)
+    with pytest.raises(SlackError, match="refused SLACK_BOT_TOKEN"):
+        await runtime.run(asyncio.Event())
+    assert runtime.pool.closed
+    assert "xoxb-not-the-right-one" not in str(runtime.config.masked())
+    db.dispose()
