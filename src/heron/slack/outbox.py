@@ -12,7 +12,8 @@ with the connection of a killed process.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,22 +65,27 @@ class Outbox:
         """Post the answer (Markdown) in the thread unless it already is; `markdown=None`
         delivers what an earlier attempt stored."""
         texts = [] if markdown is None else split_message(markdown_to_mrkdwn(markdown))
+        async with self._locked(event_id) as conn:
+            async with conn.pipeline():  # one round trip for both
+                if texts:
+                    params = {
+                        "event_id": event_id,
+                        "channel_id": channel_id,
+                        "thread_ts": thread_ts,
+                        "texts": texts,
+                    }
+                    await conn.execute(query("store"), params)
+                cursor = await conn.execute(query("parts"), {"event_id": event_id})
+            return await self._post_parts(conn, event_id, await cursor.fetchall())
+
+    @asynccontextmanager
+    async def _locked(self, event_id: int) -> AsyncIterator[Any]:
+        """A connection holding this event's outbox lock (see the module docstring)."""
         key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
         async with self.pool.connection() as conn:
+            await conn.execute(query("lock"), key)
             try:
-                async with conn.pipeline():  # one round trip for the three
-                    await conn.execute(query("lock"), key)
-                    if texts:
-                        params = {
-                            "event_id": event_id,
-                            "channel_id": channel_id,
-                            "thread_ts": thread_ts,
-                            "texts": texts,
-                        }
-                        await conn.execute(query("store"), params)
-                    cursor = await conn.execute(query("parts"), {"event_id": event_id})
-                parts = await cursor.fetchall()
-                return await self._post_parts(conn, event_id, parts)
+                yield conn
             finally:
                 await conn.execute(query("unlock"), key)
 
@@ -125,43 +131,31 @@ class Outbox:
         """Start a streamed reply (Slack's chat.startStream) and record its ts; the ts of
         one a previous attempt started; or None when this event's reply is already on
         its way without streaming."""
-        key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
-        async with self.pool.connection() as conn:
-            await conn.execute(query("lock"), key)
-            try:
-                params = {"event_id": event_id, "channel_id": channel_id, "thread_ts": thread_ts}
-                await conn.execute(query("open_stream"), params)
-                parts = await (
-                    await conn.execute(query("parts"), {"event_id": event_id})
-                ).fetchall()
-                first = parts[0]
-                if first["complete"] or not first["streaming"] or first["text"]:
-                    return None
-                if first["message_ts"] is not None:
-                    return str(first["message_ts"])
-                response = await self.client.chat_startStream(
-                    channel=channel_id,
-                    thread_ts=thread_ts,
-                    recipient_user_id=user_id,
-                    recipient_team_id=team_id,
-                )
-                ts = str(response["ts"])
-                await conn.execute(
-                    query("started"), {"event_id": event_id, "part": 0, "message_ts": ts}
-                )
-                return ts
-            finally:
-                await conn.execute(query("unlock"), key)
+        async with self._locked(event_id) as conn:
+            params = {"event_id": event_id, "channel_id": channel_id, "thread_ts": thread_ts}
+            await conn.execute(query("open_stream"), params)
+            parts = await (await conn.execute(query("parts"), {"event_id": event_id})).fetchall()
+            first = parts[0]
+            if first["complete"] or not first["streaming"] or first["text"]:
+                return None
+            if first["message_ts"] is not None:
+                return str(first["message_ts"])
+            response = await self.client.chat_startStream(
+                channel=channel_id,
+                thread_ts=thread_ts,
+                recipient_user_id=user_id,
+                recipient_team_id=team_id,
+            )
+            ts = str(response["ts"])
+            started = {"event_id": event_id, "part": 0, "message_ts": ts}
+            await conn.execute(query("started"), started)
+            return ts
 
     async def append(self, channel_id: str, ts: str, markdown: str) -> bool:
         """Add text to an open stream; False once Slack has closed it (they expire)."""
-        try:
-            await self.client.chat_appendStream(channel=channel_id, ts=ts, markdown_text=markdown)
-        except SlackApiError as error:
-            if error.response.get("error") in _STREAM_GONE:
-                return False
-            raise
-        return True
+        return await _while_open(
+            self.client.chat_appendStream(channel=channel_id, ts=ts, markdown_text=markdown)
+        )
 
     async def show(self, channel_id: str, ts: str, markdown: str) -> None:
         """The fallback when a stream expired: rewrite the message with the text so far."""
@@ -176,36 +170,22 @@ class Outbox:
         the message is rewritten (chat.update) and further parts are posted."""
         texts = split_message(markdown_to_mrkdwn(markdown))
         if live and len(texts) == 1:
-            key = {"namespace": _LOCK_NAMESPACE, "key": event_id % 2**31}
-            async with self.pool.connection() as conn:
-                await conn.execute(query("lock"), key)
-                try:
-                    params = {
-                        "event_id": event_id,
-                        "channel_id": channel_id,
-                        "thread_ts": thread_ts,
-                        "texts": texts,
-                    }
-                    await conn.execute(query("store"), params)
-                    stopped = await self._stop(channel_id, ts, event_id)
-                    if stopped:
-                        done = {"event_id": event_id, "part": 0, "message_ts": ts}
-                        await conn.execute(query("posted"), done)
-                        return Delivery([ts], 1, 0)
-                finally:
-                    await conn.execute(query("unlock"), key)
+            async with self._locked(event_id) as conn:
+                params = {
+                    "event_id": event_id,
+                    "channel_id": channel_id,
+                    "thread_ts": thread_ts,
+                    "texts": texts,
+                }
+                await conn.execute(query("store"), params)
+                stop = self.client.chat_stopStream(
+                    channel=channel_id, ts=ts, metadata=_metadata(event_id, 0)
+                )
+                if await _while_open(stop):
+                    done = {"event_id": event_id, "part": 0, "message_ts": ts}
+                    await conn.execute(query("posted"), done)
+                    return Delivery([ts], 1, 0)
         return await self.deliver(event_id, channel_id, thread_ts, markdown)
-
-    async def _stop(self, channel_id: str, ts: str, event_id: int) -> bool:
-        try:
-            await self.client.chat_stopStream(
-                channel=channel_id, ts=ts, metadata=_metadata(event_id, 0)
-            )
-        except SlackApiError as error:
-            if error.response.get("error") in _STREAM_GONE:
-                return False
-            raise
-        return True
 
     async def _replace(self, part: Any, ts: str, event_id: int) -> None:
         with contextlib.suppress(SlackApiError):  # close it if Slack has not already
@@ -251,6 +231,17 @@ class Outbox:
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return found
+
+
+async def _while_open(call: Awaitable[Any]) -> bool:
+    """Run a stream call; False when Slack had already ended the stream."""
+    try:
+        await call
+    except SlackApiError as error:
+        if error.response.get("error") in _STREAM_GONE:
+            return False
+        raise
+    return True
 
 
 def _metadata(event_id: int, part: int) -> dict[str, Any]:
