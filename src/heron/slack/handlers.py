@@ -56,7 +56,6 @@ class QuestionHandler:
     async def __call__(self, event: Event) -> None:
         question = {**event.payload, "heron_event_id": event.id}
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
-        delivery = None
         # Only a later claim of the event can find an answer stored by an earlier one.
         if event.attempts > 1 and await self.outbox.stored(event.id):
             delivery = await self.outbox.deliver(event.id, channel, thread_ts, None)
@@ -65,7 +64,7 @@ class QuestionHandler:
             stream = getattr(self.respond, "stream", None)
             if stream is not None:
                 delivery = await self._streamed(event, question, stream)
-            if delivery is None:
+            else:
                 answer = await self._answer(event, question)
                 delivery = await self.outbox.deliver(event.id, channel, thread_ts, answer)
         await self._react(question, DONE_REACTION)
@@ -81,21 +80,26 @@ class QuestionHandler:
     async def _answer(self, event: Event, question: dict[str, Any]) -> str:
         try:
             return await self.respond(question)
-        except ModelRefused as error:
-            log.error("model refused the question", event_id=event.id, error=str(error))
-            return apology(event.id)
-        except ModelUnavailable as error:
+        except (ModelRefused, ModelUnavailable) as error:
+            return self._apology_unless_retrying(event, error)
+
+    def _apology_unless_retrying(self, event: Event, error: ModelRefused | ModelUnavailable) -> str:
+        """Re-raise while the queue may still retry an unavailable model; otherwise log
+        why and return the one message the asker gets instead of an answer."""
+        if isinstance(error, ModelUnavailable):
             if event.retry_count < self.max_retries:
-                raise
+                raise error  # the retry rewrites a streamed message, if one was started
             log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
-            return apology(event.id)
+        else:
+            log.error("model refused the question", event_id=event.id, error=str(error))
+        return apology(event.id)
 
     async def _streamed(
         self, event: Event, question: dict[str, Any], stream: StreamingResponder
-    ) -> Delivery | None:
+    ) -> Delivery:
         """Write the answer into a Slack stream as the model produces it; when the stream
         expires, keep the message current with chat.update. An answer complete within
-        STREAM_FLUSH_SECONDS is simply posted. None: streaming not possible."""
+        STREAM_FLUSH_SECONDS is simply posted."""
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
         pieces = stream(question).__aiter__()
         text, started = "", time.monotonic()
@@ -116,14 +120,10 @@ class QuestionHandler:
                 text += "".join([delta async for delta in pieces])
                 return await self.outbox.deliver(event.id, channel, thread_ts, text or NO_TEXT)
             text, live = await self._write_stream(channel, ts, text, pieces)
-        except ModelRefused as error:
-            log.error("model refused the question", event_id=event.id, error=str(error))
-            return await self._apologise(event, channel, thread_ts)
-        except ModelUnavailable as error:
-            if event.retry_count < self.max_retries:
-                raise  # the retry rewrites the same message, if one was started
-            log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
-            return await self._apologise(event, channel, thread_ts)
+        except (ModelRefused, ModelUnavailable) as error:
+            # A started stream's message is rewritten with the apology (see Outbox.deliver).
+            sorry = self._apology_unless_retrying(event, error)
+            return await self.outbox.deliver(event.id, channel, thread_ts, sorry)
         return await self.outbox.finish_stream(
             event.id, channel, thread_ts, ts, text or NO_TEXT, live=live
         )
@@ -148,10 +148,6 @@ class QuestionHandler:
         if live and pending:
             live = await self.outbox.append(channel, ts, pending)
         return text, live
-
-    async def _apologise(self, event: Event, channel: str, thread_ts: str) -> Delivery:
-        # A started stream's message is rewritten with the apology (see Outbox.deliver).
-        return await self.outbox.deliver(event.id, channel, thread_ts, apology(event.id))
 
     async def _status(self, question: dict[str, Any], status: str) -> None:
         """The assistant pane's "thinking" line (DMs only; Slack refuses it elsewhere)."""
