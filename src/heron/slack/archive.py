@@ -116,10 +116,10 @@ class Archive:
     async def record_error(self, body: Any, error: str) -> None:
         raw = json.dumps(body, default=str)
         shown: Any = body if len(raw) <= _RAW_ERROR_CHARS else {"truncated": raw[:_RAW_ERROR_CHARS]}
-        event = body.get("event") if isinstance(body, Mapping) else None
+        ids = _ids(body)
         params = {
-            "event_id": _str_or_none(body.get("event_id") if isinstance(body, Mapping) else None),
-            "event_type": _str_or_none(event.get("type") if isinstance(event, Mapping) else None),
+            "event_id": _str_or_none(ids.get("event_id")),
+            "event_type": _str_or_none(ids.get("event_type")),
             "error": error,
             "raw": Jsonb(shown, dumps=lambda value: json.dumps(value, default=str)),
         }
