@@ -95,9 +95,11 @@ def run(
 ) -> None:
     """Run Heron: database (embedded without DATABASE_URL), migrations, Slack, workers, HTTP."""
     from heron.runtime import Runtime, run_until_signal
+    from heron.tracing import configure_tracing, flush_tracing
 
     config = load_config()
     config.log_configuration()
+    tracing = configure_tracing(config)
     db = connect(config)
     db.create_tables()
     runtime = Runtime(config, db, workers=workers)
@@ -117,6 +119,8 @@ def run(
         run_until_signal(runtime, started)
     finally:
         db.dispose()
+        if tracing:
+            flush_tracing()
 
 
 @db_app.command("migrate")

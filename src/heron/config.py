@@ -136,6 +136,11 @@ class Config(BaseSettings):
 
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     heron_log_format: Literal["auto", "json", "console"] = "auto"
+    logfire_token: SecretStr | None = Field(
+        default=None,
+        description="Pydantic Logfire write token: traces of model runs, SQL and HTTP calls; "
+        "unset = off",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -25,6 +25,7 @@ from heron.queue.store import open_pool
 from heron.queue.worker_pool import WorkerPool
 from heron.slack.handlers import Responder
 from heron.slack.service import SlackService, slack_enabled
+from heron.tracing import instrument_http_app
 from heron.web.metrics import metrics_endpoint
 from heron.web.server import HttpServer, build_http_app
 
@@ -78,6 +79,8 @@ class Runtime:
         )
         routes = [*routes, Route("/metrics", endpoint)]
         app = build_http_app(routes, readiness)
+        if self.config.logfire_token is not None:
+            instrument_http_app(app)
         self.http = HttpServer(app, self.config.heron_http_host, self.config.heron_http_port)
         await self.http.start()
 

@@ -343,6 +343,7 @@ async def test_metrics_count_what_happened(
     assert runtime.http is not None
     ada = user(fake)
     eng = fake.channel("eng").id
+    fake.fail_next("reactions.add", status=500)  # retried, and counted
     question = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> count me")
     await eventually(lambda: len(fake.bot_replies(eng, question["ts"])) == 1, what="a reply")
     fake.deliver_event({"type": "message", "channel": eng, "text": "no ts"})
@@ -365,6 +366,8 @@ async def test_metrics_count_what_happened(
     assert "heron_claim_wait_seconds_count 1.0" in lines
     assert "heron_slack_ingest_errors_total 1.0" in lines
     assert "heron_workers_running 2.0" in lines
+    retried = 'heron_slack_api_errors_total{error="internal_error",method="reactions.add"} 1.0'
+    assert retried in lines
 
 
 async def test_a_refused_bot_token_is_a_clear_error_and_nothing_is_left_open(

@@ -8,6 +8,8 @@ from collections import Counter
 
 import psycopg
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from heron import DatabaseConnection, EventProcessor, WorkerPool
 from heron.errors import PermanentError
@@ -258,3 +260,27 @@ def test_stop_under_load_leaves_nothing_held(db, config, pools):
     assert after["processing"] == 0
     assert after["completed"] + after["pending"] == 5000
     assert after["completed"] == pool.get_stats()["completed"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_every_line_a_handler_logs_names_its_event_and_worker(db, config, pools, kind):
+    handler_log = structlog.get_logger("tests.handler")
+
+    def sync_handle(event):
+        handler_log.info("handled")
+
+    async def async_handle(event):
+        await asyncio.sleep(0)  # the other events' tasks run in between
+        handler_log.info("handled")
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+        pool = WorkerPool(3, db, sync_handle if kind == "sync" else async_handle, config=config)
+        pools.append(pool)
+        pool.start()
+        ids = enqueue_many(db, config, 6)
+        wait_until(lambda: stats(db, config)["completed"] == 6, what="6 completions")
+        pool.stop()
+    handled = [line for line in lines if line["event"] == "handled"]
+    assert sorted(line["event_id"] for line in handled) == sorted(ids)
+    assert all(line["worker_id"] == pool.worker_id for line in handled)
+    assert all(line["event_type"] == "x" for line in handled)

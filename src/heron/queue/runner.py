@@ -12,6 +12,7 @@ is renewed until its completion is durable.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import time
 from collections import deque
@@ -242,7 +243,10 @@ class PoolRunner:
             self.in_flight[event.id] = (event, task)
 
     async def _run_event(self, event: Event) -> None:
-        bound = log.bind(event_id=event.id, event_type=event.event_type, worker_id=self.worker_id)
+        # This task's own context: every line the handler logs carries the event and worker.
+        structlog.contextvars.bind_contextvars(
+            event_id=event.id, event_type=event.event_type, worker_id=self.worker_id
+        )
         slot_held = True
 
         def free_slot() -> None:
@@ -264,13 +268,13 @@ class PoolRunner:
                 raise
             except Exception as error:
                 free_slot()
-                await self._record_failure(event, bound, error)
+                await self._record_failure(event, error)
             else:
                 free_slot()
                 if await self._ack(event):
                     self.stats.completed += 1
                 else:
-                    self._lease_lost(bound, event, "completion")
+                    self._lease_lost(event, "completion")
         finally:
             free_slot()
             self.in_flight.pop(event.id, None)
@@ -280,7 +284,8 @@ class PoolRunner:
             await self.process_func(event)
             return
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self.process_func, event)
+        context = contextvars.copy_context()  # the thread logs with the event's bindings
+        result = await loop.run_in_executor(self._executor, context.run, self.process_func, event)
         if inspect.isawaitable(result):  # a sync wrapper around async work
             await result
 
@@ -291,21 +296,21 @@ class PoolRunner:
         self._kick.set()
         return await future
 
-    async def _record_failure(self, event: Event, bound: Any, error: Exception) -> None:
+    async def _record_failure(self, event: Event, error: Exception) -> None:
         permanent = isinstance(error, PermanentError)
         message = f"{type(error).__name__}: {error}"
         if not await self._with_db_retry(self.store.fail, event, message, permanent):
-            self._lease_lost(bound, event, "failure")
+            self._lease_lost(event, "failure")
         elif permanent or event.retry_count >= self.config.max_retry_count:
             self.stats.failed += 1
-            bound.error("event failed for good", error=message, retries=event.retry_count)
+            log.error("event failed for good", error=message, retries=event.retry_count)
         else:
             self.stats.retried += 1
-            bound.warning("event failed; will retry", error=message, retry=event.retry_count + 1)
+            log.warning("event failed; will retry", error=message, retry=event.retry_count + 1)
 
-    def _lease_lost(self, bound: Any, event: Event, what: str) -> None:
+    def _lease_lost(self, event: Event, what: str) -> None:
         self.stats.lost_leases += 1
-        bound.warning(f"lease lost: {what} ignored", lease_id=str(event.lease_id))
+        log.warning(f"lease lost: {what} ignored", lease_id=str(event.lease_id))
 
     async def _with_db_retry(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a write until the database takes it: an outage must not lose a failure.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,11 +61,40 @@ def retry_after(headers: Mapping[str, Any]) -> float:
     return 1.0
 
 
+# Failed Slack Web API calls in this process, by (method, error), retried ones included;
+# /metrics reports them as heron_slack_api_errors.
+API_ERRORS: Counter[tuple[str, str]] = Counter()
+
+
+class ErrorCounter(AsyncRetryHandler):
+    """Never retries. First in the list, slack_sdk shows it every response and every
+    exception before a real handler decides, so each failure is counted once."""
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.rsplit("/", 1)[-1]
+        if error is not None:
+            API_ERRORS[method, "timeout" if isinstance(error, TimeoutError) else "connection"] += 1
+        elif response is not None:
+            body = response.body or {}
+            if response.status_code != 200:
+                API_ERRORS[method, str(body.get("error") or f"http_{response.status_code}")] += 1
+            elif body.get("ok") is False:
+                API_ERRORS[method, str(body.get("error") or "unknown")] += 1
+        return False
+
+
 def retry_handlers(*, idempotent: bool = True) -> list[AsyncRetryHandler]:
     """429s are always retried after Retry-After (Slack refused the call). 5xx answers and
     dropped connections are retried only for calls that are safe to repeat: a post that
     reached Slack before the connection broke would otherwise appear twice."""
-    handlers: list[AsyncRetryHandler] = [RetryAfterHandler(max_retry_count=5)]
+    handlers: list[AsyncRetryHandler] = [ErrorCounter(), RetryAfterHandler(max_retry_count=5)]
     if idempotent:
         handlers.append(AsyncServerErrorRetryHandler(max_retry_count=3))
         handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=3))

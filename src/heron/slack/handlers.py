@@ -56,6 +56,7 @@ class QuestionHandler:
     async def __call__(self, event: Event) -> None:
         question = {**event.payload, "heron_event_id": event.id}
         channel, thread_ts = question["channel"], question.get("thread_ts") or question["ts"]
+        structlog.contextvars.bind_contextvars(slack_channel=channel, slack_ts=question["ts"])
         # Only a later claim of the event can find an answer stored by an earlier one.
         if event.attempts > 1 and await self.outbox.stored(event.id):
             delivery = await self.outbox.deliver(event.id, channel, thread_ts, None)
@@ -70,8 +71,6 @@ class QuestionHandler:
         await self._react(question, DONE_REACTION)
         log.info(
             "question answered",
-            event_id=event.id,
-            channel=channel,
             thread_ts=thread_ts,
             parts=len(delivery.message_ts),
             adopted=delivery.adopted,
@@ -89,9 +88,9 @@ class QuestionHandler:
         if isinstance(error, ModelUnavailable):
             if event.retry_count < self.max_retries:
                 raise error  # the retry rewrites a streamed message, if one was started
-            log.error("model unavailable on the last attempt", event_id=event.id, error=str(error))
+            log.error("model unavailable on the last attempt", error=str(error))
         else:
-            log.error("model refused the question", event_id=event.id, error=str(error))
+            log.error("model refused the question", error=str(error))
         return apology(event.id)
 
     async def _streamed(

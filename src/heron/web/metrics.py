@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from heron.queue.runner import RunnerStats
 from heron.queue.timings import Histogram
+from heron.slack.client import API_ERRORS
 
 _QUERIES = {
     "queue": "SELECT status, count(*) AS n FROM events GROUP BY status",
@@ -101,6 +102,14 @@ class HeronCollector(Collector):
         yield CounterMetricFamily(
             "heron_slack_ingest_errors", "Slack payloads refused", value=self.snapshot.ingest_errors
         )
+        api = CounterMetricFamily(
+            "heron_slack_api_errors",
+            "Failed Slack Web API calls in this process, retried ones included",
+            labels=["method", "error"],
+        )
+        for (method, error), count in sorted(API_ERRORS.items()):
+            api.add_metric([method, error], count)
+        yield api
 
 
 def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
