@@ -29,6 +29,16 @@ $(INSPECTOR):
 	  || { rm -rf node_modules; echo "npm install failed: the MCP Inspector test will be skipped"; }; \
 	else echo "npm not found: the MCP Inspector test will be skipped"; fi
 
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+# Installing it needs root; without it the browser tests are skipped (and say so).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+	    --no-install-recommends chromium >/dev/null; \
+	else echo "chromium not installed and not root: the browser tests will be skipped"; fi
+
 run: $(STAMP)  ## run Heron (embedded PostgreSQL when DATABASE_URL is unset)
 	$(BIN)/heron run
 
@@ -46,7 +56,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck $(INSPECTOR)  ## the whole suite: lint, types, unit, integration, e2e, chaos
+test: lint typecheck $(INSPECTOR) $(CHROMIUM)  ## the whole suite: lint, types, unit, integration, e2e, chaos
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/results/

@@ -96,6 +96,7 @@ def run(
     """Run Heron: database (embedded without DATABASE_URL), migrations, Slack, workers, HTTP."""
     from heron.runtime import Runtime, run_until_signal
     from heron.tracing import configure_tracing, flush_tracing
+    from heron.web.dashboard import dashboard_enabled
 
     config = load_config()
     config.log_configuration()
@@ -106,14 +107,24 @@ def run(
 
     def started(runtime: Runtime) -> None:
         slack = "Slack connected" if runtime.slack is not None else "no Slack tokens configured"
+        if runtime.workspace is not None:
+            slack = "no Slack tokens configured: local workspace"
         http = runtime.http.url if runtime.http is not None else "-"
+        dashboard = (
+            f"dashboard {http}/dashboard"
+            if dashboard_enabled(config)
+            else "dashboard off (set HERON_DASHBOARD_TOKEN)"
+        )
         err.print(
             f"Heron is running: {runtime.workers.size} workers on {redact_url(db.url)}, "
-            f"{slack}, HTTP on {http} (handlers: {', '.join(runtime.registry.event_types)}). "
+            f"{slack}, HTTP on {http}, {dashboard} "
+            f"(handlers: {', '.join(runtime.registry.event_types)}). "
             "Ctrl-C stops it.",
             highlight=False,
             soft_wrap=True,
         )
+        if runtime.workspace is not None:
+            err.print(f"open {http}/ to try Heron in the local workspace", highlight=False)
 
     try:
         run_until_signal(runtime, started)

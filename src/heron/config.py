@@ -133,6 +133,16 @@ class Config(BaseSettings):
         description="Heron's HTTP server (Events API, health); 0.0.0.0 to expose",
     )
     heron_http_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
+    heron_local_workspace: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="With no Slack tokens, serve a Slack-like local workspace at / (auto: "
+        "only when HERON_HTTP_HOST is loopback; on: on any address; off: never)",
+    )
+    heron_dashboard_token: SecretStr | None = Field(
+        default=None,
+        description="Token for /dashboard (bearer or ?token= once); required for the dashboard "
+        "when HERON_HTTP_HOST is not loopback, else it stays off",
+    )
 
     heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     heron_log_format: Literal["auto", "json", "console"] = "auto"
@@ -172,6 +182,12 @@ class Config(BaseSettings):
             problems.append(
                 "SLACK_BOT_TOKEN is required when Slack is enabled "
                 f"(SLACK_APP_TOKEN or SLACK_SIGNING_SECRET set); {_FIX_HINTS['slack_bot_token']}"
+            )
+        dashboard = (_secret(self.heron_dashboard_token) or "").strip()  # empty = unset
+        if dashboard and len(dashboard) < 16:
+            problems.append(
+                "HERON_DASHBOARD_TOKEN must be at least 16 characters; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.heron_embedding_provider == "openai" and self.openai_api_key is None:
             problems.append(
