@@ -235,12 +235,19 @@ async def test_without_a_model_the_answer_is_what_the_asker_may_read(
         )
         question = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> how to vacuum?")
         await eventually(lambda: len(fake.bot_replies(eng, question["ts"])) == 1, what="reply")
+        again = fake.post_user_message("eng", ada, f"<@{fake.bot_user_id}> vacuum a table?")
+        await eventually(lambda: len(fake.bot_replies(eng, again["ts"])) == 1, what="reply 2")
     (reply,) = fake.bot_replies(eng, question["ts"])
     assert "No model is configured" in reply["text"]
     assert "VACUUM (VERBOSE)" in reply["text"]
     assert f"/archives/{eng}/p" in reply["text"]  # a permalink
     assert "hunter2" not in reply["text"]  # Ada is not in the private channel
     assert "how to vacuum" not in reply["text"]  # the question does not answer itself
+    # Later answers quote neither Heron's earlier answer nor the earlier question.
+    (second,) = fake.bot_replies(eng, again["ts"])
+    assert "VACUUM (VERBOSE)" in second["text"]
+    assert second["text"].count("No model is configured") == 1
+    assert "how to vacuum" not in second["text"]
 
 
 async def test_assistant_thread_messages_are_questions_answered_in_that_thread(

@@ -61,18 +61,25 @@ class RetrievalResponder:
         docs: DocsLookup | None,
         workspace_url: str | None,
         *,
+        bot_user_id: str | None = None,
         limit: int = 5,
     ) -> None:
         self.pool = pool
         self.docs = docs
         self.workspace_url = workspace_url
+        self.bot_user_id = bot_user_id
         self.limit = limit
 
     async def __call__(self, question: dict[str, Any]) -> str:
         text = str(question.get("text") or "")
         exclude = (str(question["channel"]), str(question["ts"]))
         messages = await search_messages(
-            self.pool, str(question["user"]), text, limit=self.limit, exclude=exclude
+            self.pool,
+            str(question["user"]),
+            text,
+            limit=self.limit,
+            exclude=exclude,
+            bot_user_id=self.bot_user_id,
         )
         passages = await self.docs.search(_plain(text), self.limit) if self.docs else []
         return compose(messages, passages, self.workspace_url)

@@ -56,7 +56,7 @@ class AgentService:
                 fix="set ANTHROPIC_API_KEY",
             )
             docs = DocsLookup(self.config, self.conninfo)
-            return RetrievalResponder(self.pool, docs, bot.url)
+            return RetrievalResponder(self.pool, docs, bot.url, bot_user_id=bot.user_id)
         self.hosted = HostedServers(self.config, self.conninfo)
         own = await self.hosted.start()
         self.tools = AgentTools([*own, *self.extra], self.pool)

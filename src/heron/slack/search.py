@@ -325,6 +325,7 @@ class ArchiveReader:
         filters: dict[str, Any],
         limit: int,
         exclude: tuple[str, str] = ("", ""),
+        bot_user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         params = {
             "user_id": self.user_id,
@@ -332,6 +333,7 @@ class ArchiveReader:
             "limit": limit,
             "exclude_channel": exclude[0],
             "exclude_ts": exclude[1],
+            "bot_user_id": bot_user_id,
             **filters,
         }
         return await (await conn.execute(_readable("text_candidates"), params)).fetchall()
@@ -383,15 +385,20 @@ async def search_messages(
     *,
     limit: int = 5,
     exclude: tuple[str, str] | None = None,
+    bot_user_id: str | None = None,
 ) -> list[MessageHit]:
-    """Full-text search over the messages `user_id` may read; `exclude` = (channel, ts)."""
+    """Full-text search over the messages `user_id` may read; `exclude` = (channel, ts).
+    With `bot_user_id`, the bot's own messages and the questions mentioning it are left
+    out: an answer made of earlier answers and questions tells the asker nothing new."""
     words = _MENTION.sub(" ", text).strip()
     if not words:
         return []
     reader = ArchiveReader(pool, user_id)
     filters = {"channel_id": None, "author_id": None, **_period(Period())}
     async with pool.connection() as conn:
-        rows = await reader._text_candidates(conn, words, filters, limit, exclude or ("", ""))
+        rows = await reader._text_candidates(
+            conn, words, filters, limit, exclude or ("", ""), bot_user_id
+        )
     return [
         MessageHit(
             channel_id=row["channel_id"],

@@ -157,6 +157,10 @@ WHERE m.search @@ (SELECT q FROM query)
   AND (%(since)s::timestamptz IS NULL OR m.message_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR m.message_at < %(until)s::timestamptz)
   AND NOT (m.channel_id = %(exclude_channel)s AND m.ts = %(exclude_ts)s)
+  -- retrieval-only answers skip the bot's own messages and the questions put to it
+  AND (%(bot_user_id)s::text IS NULL
+       OR (m.user_id IS DISTINCT FROM %(bot_user_id)s::text
+           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '>') = 0))
 ORDER BY rank DESC, m.message_at DESC
 LIMIT %(limit)s
 
