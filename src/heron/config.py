@@ -40,16 +40,28 @@ class Config(BaseSettings):
     heron_data_dir: Path = Field(
         default=Path(".heron"), description="Embedded database and local state"
     )
+    heron_embedded_database: bool = Field(
+        default=True,
+        description="false: DATABASE_URL is required (Heron's container image sets this)",
+    )
 
-    slack_app_token: SecretStr | None = None
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="App-level token (xapp-…): Socket Mode"
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Bot User OAuth Token (xoxb-…): required to connect Slack"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Signing secret: the Events API at POST /slack/events"
+    )
     slack_api_url: str | None = Field(
         default=None,
         description="Slack Web API base URL (default https://slack.com/api/); the local "
         "workspace and the tests point it at Heron's Slack fake",
     )
-    anthropic_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, description="Claude API key; unset = retrieval-only answers"
+    )
     anthropic_base_url: str | None = Field(
         default=None, description="Anthropic API base URL (a proxy, or the tests' fake)"
     )
@@ -57,15 +69,21 @@ class Config(BaseSettings):
         default="anthropic:claude-sonnet-5-5",
         description="Any pydantic-ai model string; anthropic:* needs ANTHROPIC_API_KEY",
     )
-    heron_max_answer_tokens: int = Field(default=4096, ge=256, le=64_000)
-    heron_model_timeout_seconds: float = Field(default=120.0, gt=0)
+    heron_max_answer_tokens: int = Field(
+        default=4096, ge=256, le=64_000, description="Longest answer the model may write"
+    )
+    heron_model_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="One model request; a timeout is retried by the queue"
+    )
     heron_model_retries: int = Field(
         default=1, ge=0, le=10, description="Quick SDK retries before the queue's backoff"
     )
     heron_max_model_requests: int = Field(
         default=12, ge=1, le=200, description="Model calls one answer may make (tool loops)"
     )
-    heron_max_tokens_per_answer: int = Field(default=300_000, ge=1000)
+    heron_max_tokens_per_answer: int = Field(
+        default=300_000, ge=1000, description="Input + output tokens one answer may use in all"
+    )
     heron_memory_tokens: int = Field(
         default=6000, ge=0, description="Thread history given to the model, in tokens"
     )
@@ -82,10 +100,16 @@ class Config(BaseSettings):
         default=20.0, ge=0, description="Model spend per UTC day, estimated; 0 = no cap"
     )
 
-    worker_pool_size: int = Field(default=5, ge=1, le=1000)
+    worker_pool_size: int = Field(
+        default=5, ge=1, le=1000, description="Events one process handles at once"
+    )
     event_visibility_timeout: float = Field(default=300.0, gt=0, description="Lease, seconds")
-    max_retry_count: int = Field(default=3, ge=0, le=100)
-    retry_backoff_base_seconds: float = Field(default=10.0, ge=0)
+    max_retry_count: int = Field(
+        default=3, ge=0, le=100, description="Retries before an event is failed for good"
+    )
+    retry_backoff_base_seconds: float = Field(
+        default=10.0, ge=0, description="Backoff: base · 2^(n-1) seconds (10, 20, 40)"
+    )
     heron_poll_interval: float = Field(
         default=1.0, gt=0, description="Safety-net poll; NOTIFY wakes workers at once"
     )
@@ -98,24 +122,38 @@ class Config(BaseSettings):
         le=1000,
         description="Most events a pool claims beyond its free slots (fast handlers only)",
     )
-    heron_claim_batch_size: int = Field(default=50, ge=1, le=1000)
-    heron_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    heron_db_pool_size: int = Field(default=10, ge=1)
-    heron_db_max_overflow: int = Field(default=20, ge=0)
+    heron_claim_batch_size: int = Field(
+        default=50, ge=1, le=1000, description="Most events one claim statement takes"
+    )
+    heron_shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="Time in-flight answers get to finish on Ctrl-C/SIGTERM"
+    )
+    heron_db_pool_size: int = Field(
+        default=10, ge=1, description="Connections of heron run's shared pool (and the CLI's)"
+    )
+    heron_db_max_overflow: int = Field(
+        default=20, ge=0, description="The CLI's SQLAlchemy pool overflow (seed API)"
+    )
 
     heron_embedding_provider: Literal["auto", "local", "openai", "hashing"] = Field(
         default="auto",
         description="Docs search embeddings; auto = openai with OPENAI_API_KEY, else local",
     )
-    openai_api_key: SecretStr | None = None
-    github_token: SecretStr | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="OpenAI embeddings (text-embedding-3-small) for docs search"
+    )
+    github_token: SecretStr | None = Field(
+        default=None, description="GitHub tools for the agent (`heron mcp github`)"
+    )
     github_api_url: str = Field(
         default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3"
     )
     github_repos: str | None = Field(
         default=None, description="Comma-separated orgs and owner/repo the GitHub tools may read"
     )
-    openai_base_url: str | None = None
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible API base URL (a proxy, or the tests' fake)"
+    )
     heron_mcp_token: SecretStr | None = Field(
         default=None, description="Bearer token MCP clients send over HTTP (required off loopback)"
     )
@@ -144,8 +182,12 @@ class Config(BaseSettings):
         "when HERON_HTTP_HOST is not loopback, else it stays off",
     )
 
-    heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    heron_log_format: Literal["auto", "json", "console"] = "auto"
+    heron_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged"
+    )
+    heron_log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: readable on a terminal, JSON lines otherwise"
+    )
     logfire_token: SecretStr | None = Field(
         default=None,
         description="Pydantic Logfire write token: traces of model runs, SQL and HTTP calls; "
@@ -161,6 +203,11 @@ class Config(BaseSettings):
     def validate_settings(self) -> None:
         """Raise one ConfigError naming every missing or invalid value; features decide."""
         problems: list[str] = []
+        if self.database_url is None and not self.heron_embedded_database:
+            problems.append(
+                "DATABASE_URL is required: HERON_EMBEDDED_DATABASE=false (as in Heron's "
+                "container image), and the embedded PostgreSQL is for a laptop, not a container"
+            )
         if self.database_url is not None:
             from heron.database.url import UrlError, normalize_url
 

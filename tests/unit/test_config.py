@@ -103,3 +103,29 @@ def test_the_mcp_token_is_read_from_dotenv_too(
     assert http_token("0.0.0.0") == "from-dotenv"
     monkeypatch.setenv("HERON_MCP_TOKEN", "from-env")
     assert http_token("0.0.0.0") == "from-env"
+
+
+def settings_table() -> str:
+    """README's configuration table, as Config describes its settings."""
+    lines = ["| setting | default | what it does |", "|---|---|---|"]
+    for name, field in Config.model_fields.items():
+        default = "" if field.default is None else f"`{field.default}`"
+        what = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{name.upper()}` | {default} | {what} |")
+    return "\n".join(lines)
+
+
+def test_readme_configuration_table_is_config() -> None:
+    """Every setting is described, and README's table says what Config says."""
+    undescribed = [name for name, field in Config.model_fields.items() if not field.description]
+    assert undescribed == []
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
+    table = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert table == settings_table(), "paste this into README.md:\n" + settings_table()
+
+
+def test_without_the_embedded_database_database_url_is_required() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL is required"):
+        make(heron_embedded_database=False).validate()
+    make(heron_embedded_database=False, database_url="postgresql://h/d").validate()
