@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 INSPECTOR := .tools/node_modules/@modelcontextprotocol/inspector
 
-.PHONY: install run test lint format typecheck unit integration bench clean
+.PHONY: install run test lint format typecheck unit integration bench chaos clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -61,6 +61,11 @@ test: lint typecheck $(INSPECTOR) $(CHROMIUM)  ## the whole suite: lint, types, 
 
 bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/results/
 	$(BIN)/heron bench queue
+
+# 300 mentions into three `heron run` processes while they are SIGKILLed, PostgreSQL
+# restarts and Slack and the model fail (tests/chaos/storm.py); SEED=n replays a storm.
+chaos: $(STAMP)  ## chaos storm: every mention answered exactly once; benchmarks/results/chaos.json
+	$(BIN)/python -m tests.chaos.storm --mentions 300 $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -43,6 +43,7 @@ MAX_ROUND_TRIPS = 4
 # events per round trip; with slow ones (model calls) it never holds an event another
 # process could be running.
 PREFETCH_WAIT_BUDGET = 0.005
+CANCEL_AGAIN_SECONDS = 1.0  # see cancel_and_wait
 T = TypeVar("T")
 
 
@@ -59,6 +60,22 @@ class RunnerStats:
     # How long events waited to be claimed once due, and how long handlers ran.
     claim_wait: Histogram = field(default_factory=Histogram)
     handling: Histogram = field(default_factory=Histogram)
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait until they have ended, cancelling again any that runs on.
+
+    Once is not always enough on Python 3.11: asyncio.wait_for, which psycopg_pool uses
+    while a task waits for a connection, swallows a cancellation that lands just as the
+    connection arrives (as it does right after a database restart), and a loop that
+    swallowed its cancellation would run forever and hold up the whole stop.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_SECONDS)
+    await asyncio.gather(*tasks, return_exceptions=True)  # all done: collect their outcomes
 
 
 def is_async_callable(func: object) -> bool:
@@ -119,9 +136,7 @@ class PoolRunner:
             self._claiming = False  # the cycle goes on completing while in-flight events end
             self._kick.set()
             await self._drain()
-            for task in [cycle, *background]:
-                task.cancel()
-            await asyncio.gather(cycle, *background, return_exceptions=True)
+            await cancel_and_wait([cycle, *background])
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -371,9 +386,7 @@ class PoolRunner:
             log.info("waiting for in-flight events", count=len(tasks))
             await asyncio.wait(tasks, timeout=self.config.heron_shutdown_grace_seconds)
         left = list(self.in_flight.values())
-        for _, task in left:
-            task.cancel()
-        await asyncio.gather(*(task for _, task in left), return_exceptions=True)
+        await cancel_and_wait([task for _, task in left])
         if self._trips:  # a claim in flight releases what it brings back
             await asyncio.wait(list(self._trips), timeout=10)
         if left:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,8 +17,22 @@ from heron.queue.retry import RetryPolicy, truncate_error
 def open_pool(
     conninfo: str, max_size: int, *, name: str = "heron-queue"
 ) -> AsyncConnectionPool[Any]:
-    """An autocommit pool: every queue statement is its own transaction."""
-    return AsyncConnectionPool(
+    """An autocommit pool: every queue statement is its own transaction.
+
+    It never hands out a connection the server has closed (a restart, a failover): each
+    would fail whatever used it, and an event whose handler fails spends a retry.
+    """
+
+    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
+        if not _has_input(conn):
+            return  # the usual case: an idle connection has nothing to say, no round trip
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await pool.check()  # the server said goodbye to this one: drop its siblings too
+            raise
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
         min_size=1,
         max_size=max_size,
@@ -25,7 +41,17 @@ def open_pool(
         name=name,
         timeout=10.0,
         reconnect_timeout=3600.0,
+        check=check,
     )
+    return pool
+
+
+def _has_input(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the server wrote to this idle connection, as it does when it closes it
+    (FATAL, then end of file); one poll(2), no round trip."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class QueueStore:

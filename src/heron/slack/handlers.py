@@ -115,10 +115,10 @@ class QuestionHandler:
             ts = await self.outbox.open_stream(
                 event.id, channel, thread_ts, user_id=question["user"], team_id=question.get("team")
             )
-            if ts is None:  # an earlier attempt's reply is on its way by other means
+            if ts is None:  # an earlier attempt's reply: rewritten whole by deliver()
                 text += "".join([delta async for delta in pieces])
                 return await self.outbox.deliver(event.id, channel, thread_ts, text or NO_TEXT)
-            text, live = await self._write_stream(channel, ts, text, pieces)
+            text, live = await self._write_stream(event.id, channel, ts, text, pieces)
         except (ModelRefused, ModelUnavailable) as error:
             # A started stream's message is rewritten with the apology (see Outbox.deliver).
             sorry = self._apology_unless_retrying(event, error)
@@ -128,10 +128,11 @@ class QuestionHandler:
         )
 
     async def _write_stream(
-        self, channel: str, ts: str, text: str, pieces: AsyncIterator[str]
+        self, event_id: int, channel: str, ts: str, text: str, pieces: AsyncIterator[str]
     ) -> tuple[str, bool]:
         """Append as the model writes, in chunks; (the whole text, still streaming?)."""
         live = await self.outbox.append(channel, ts, text)
+        showing = True  # until another worker delivered the reply (see Outbox.show)
         pending, flushed = "", time.monotonic()
         async for delta in pieces:
             text += delta
@@ -141,8 +142,8 @@ class QuestionHandler:
                 continue
             if live:
                 live = await self.outbox.append(channel, ts, pending)
-            if not live:
-                await self.outbox.show(channel, ts, text)
+            if not live and showing:
+                showing = await self.outbox.show(event_id, channel, ts, text)
             pending, flushed = "", now
         if live and pending:
             live = await self.outbox.append(channel, ts, pending)

@@ -4,9 +4,11 @@ Each part of an answer is written to slack_replies before it is posted, and the 
 is counted (committed) before the HTTP call. A part with attempts but no message_ts may
 have reached Slack before its poster died; so before posting it again, the thread is read
 (conversations.replies with metadata) and a message carrying this event's metadata is
-adopted instead. A session advisory lock per event keeps two deliverers (a worker whose
-lease ran out and the one that took over) from posting side by side; PostgreSQL drops it
-with the connection of a killed process.
+adopted instead. A streamed reply gets that metadata only when it stops, so a stream
+whose start went unanswered is found as the bot's one message in the thread that no
+reply is recorded as. A session advisory lock per event keeps two deliverers (a worker
+whose lease ran out and the one that took over) from posting side by side; PostgreSQL
+drops it with the connection of a killed process.
 """
 
 from __future__ import annotations
@@ -46,11 +48,19 @@ class Delivery:
 
 class Outbox:
     """Delivers answers through slack_replies; `client` must not retry 5xx by itself
-    (see heron.slack.client.retry_handlers), the outbox does it safely."""
+    (see heron.slack.client.retry_handlers), the outbox does it safely. `bot_user_id`
+    (the bot's Slack user) lets it find a stream whose start went unanswered."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], client: AsyncWebClient) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        client: AsyncWebClient,
+        *,
+        bot_user_id: str | None = None,
+    ) -> None:
         self.pool = pool
         self.client = client
+        self.bot_user_id = bot_user_id
 
     async def stored(self, event_id: int) -> bool:
         """True once an answer for this event is in the outbox (a retry must not re-ask
@@ -91,6 +101,7 @@ class Outbox:
 
     async def _post_parts(self, conn: Any, event_id: int, parts: Sequence[Any]) -> Delivery:
         found: dict[int, str] | None = None
+        strays: list[str] = []
         posted = adopted = 0
         done: list[str] = []
         for part in parts:
@@ -104,7 +115,9 @@ class Outbox:
                 posted += 1
             elif ts is None and part["post_attempts"] > 0:
                 if found is None:
-                    found = await self._find_posted(part["channel_id"], part["thread_ts"], event_id)
+                    found, strays = await self._find_posted(
+                        part["channel_id"], part["thread_ts"], event_id
+                    )
                 ts = found.get(part["part"])
                 if ts is not None:
                     adopted += 1
@@ -114,6 +127,12 @@ class Outbox:
                         part=part["part"],
                         message_ts=ts,
                     )
+                elif part["streaming"]:
+                    ts = await self._unrecorded(conn, part["channel_id"], strays)
+                    if ts is not None:  # an earlier attempt started it, never heard back
+                        log.info("stream adopted after its start went unanswered", ts=ts)
+                        await self._replace(part, ts, event_id)
+                        posted += 1
             if ts is None:
                 await conn.execute(query("attempt"), {"event_id": event_id, "part": part["part"]})
                 ts = await self._post(part, event_id)
@@ -128,18 +147,20 @@ class Outbox:
     async def open_stream(
         self, event_id: int, channel_id: str, thread_ts: str, *, user_id: str, team_id: str | None
     ) -> str | None:
-        """Start a streamed reply (Slack's chat.startStream) and record its ts; the ts of
-        one a previous attempt started; or None when this event's reply is already on
-        its way without streaming."""
+        """Start a streamed reply (Slack's chat.startStream) and record its ts; or None
+        when this event's reply is already on its way by other means: posted, or a
+        stream a previous attempt started (or may have: its answer can be lost). That
+        one holds the broken-off text of the earlier answer, so it is not appended to:
+        deliver() rewrites it whole, or posts the answer if there is none."""
         async with self._locked(event_id) as conn:
             params = {"event_id": event_id, "channel_id": channel_id, "thread_ts": thread_ts}
-            await conn.execute(query("open_stream"), params)
+            opened = await (await conn.execute(query("open_stream"), params)).fetchone()
             parts = await (await conn.execute(query("parts"), {"event_id": event_id})).fetchall()
             first = parts[0]
             if first["complete"] or not first["streaming"] or first["text"]:
                 return None
-            if first["message_ts"] is not None:
-                return str(first["message_ts"])
+            if opened is None:  # an earlier attempt started a stream, or may have
+                return None
             response = await self.client.chat_startStream(
                 channel=channel_id,
                 thread_ts=thread_ts,
@@ -157,11 +178,21 @@ class Outbox:
             self.client.chat_appendStream(channel=channel_id, ts=ts, markdown_text=markdown)
         )
 
-    async def show(self, channel_id: str, ts: str, markdown: str) -> None:
-        """The fallback when a stream expired: rewrite the message with the text so far."""
-        await self.client.chat_update(
-            channel=channel_id, ts=ts, text=split_message(markdown_to_mrkdwn(markdown))[0]
-        )
+    async def show(self, event_id: int, channel_id: str, ts: str, markdown: str) -> bool:
+        """The fallback when a stream expired: rewrite the message with the text so far.
+
+        False, and nothing written, once the reply is complete: then another worker
+        delivered it (this one outlived its lease), and the text so far would overwrite
+        the whole answer."""
+        async with self._locked(event_id) as conn:
+            cursor = await conn.execute(query("parts"), {"event_id": event_id})
+            first = await cursor.fetchone()
+            if first is not None and first["complete"]:
+                return False
+            await self.client.chat_update(
+                channel=channel_id, ts=ts, text=split_message(markdown_to_mrkdwn(markdown))[0]
+            )
+        return True
 
     async def finish_stream(
         self, event_id: int, channel_id: str, thread_ts: str, ts: str, markdown: str, *, live: bool
@@ -210,11 +241,14 @@ class Outbox:
 
     async def _find_posted(
         self, channel_id: str, thread_ts: str | None, event_id: int
-    ) -> dict[int, str]:
-        """Parts of this event's answer already in the thread: {part: ts}."""
+    ) -> tuple[dict[int, str], list[str]]:
+        """Parts of this event's answer already in the thread, {part: ts}; and the ts of
+        the bot's messages there without reply metadata: streams not stopped yet (a
+        stopped one has its metadata), oldest first."""
         if thread_ts is None:
-            return {}
+            return {}, []
         found: dict[int, str] = {}
+        strays: list[str] = []
         cursor: str | None = None
         while True:
             page = await self.client.conversations_replies(
@@ -228,9 +262,35 @@ class Outbox:
                 part = reply_part(message, event_id)
                 if part is not None:
                     found.setdefault(part, str(message["ts"]))
+                elif self._stray(message, thread_ts):
+                    strays.append(str(message["ts"]))
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
-                return found
+                return found, strays
+
+    def _stray(self, message: dict[str, Any], thread_ts: str) -> bool:
+        """A message of this bot in the thread, not its root, that is no reply."""
+        metadata = message.get("metadata")
+        is_reply = isinstance(metadata, dict) and metadata.get("event_type") == METADATA_EVENT_TYPE
+        return (
+            self.bot_user_id is not None
+            and message.get("user") == self.bot_user_id
+            and message.get("ts") != thread_ts
+            and not is_reply
+        )
+
+    async def _unrecorded(self, conn: Any, channel_id: str, strays: list[str]) -> str | None:
+        """The oldest of the bot's stray messages that no event's reply is recorded as:
+        the stream an attempt started without hearing back (Slack's answer lost, or the
+        worker killed before it recorded the ts)."""
+        if not strays:
+            return None
+        params = {"channel_id": channel_id, "message_ts": strays}
+        recorded = {
+            row["message_ts"]
+            for row in await (await conn.execute(query("recorded"), params)).fetchall()
+        }
+        return next((ts for ts in strays if ts not in recorded), None)
 
 
 async def _while_open(call: Awaitable[Any]) -> bool:

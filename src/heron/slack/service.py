@@ -112,7 +112,7 @@ class SlackService:
         token = self.config.slack_bot_token
         assert token is not None
         questions = QuestionHandler(
-            Outbox(self.pool, self.poster),
+            Outbox(self.pool, self.poster, bot_user_id=self.bot.user_id if self.bot else None),
             respond,
             max_retries=self.config.max_retry_count,
             client=self.client,

@@ -23,9 +23,16 @@ FROM slack_replies WHERE event_id = %(event_id)s ORDER BY part;
 SELECT 1 FROM slack_replies WHERE event_id = %(event_id)s AND text <> '' LIMIT 1;
 
 -- name: open_stream
+-- A row back only when this call made it: otherwise an earlier attempt got this far.
 INSERT INTO slack_replies (event_id, part, channel_id, thread_ts, text, streaming, post_attempts)
 VALUES (%(event_id)s, 0, %(channel_id)s, %(thread_ts)s, '', true, 1)
-ON CONFLICT (event_id, part) DO NOTHING;
+ON CONFLICT (event_id, part) DO NOTHING
+RETURNING part;
+
+-- name: recorded
+-- Which of these messages are some event's recorded reply.
+SELECT message_ts FROM slack_replies
+WHERE channel_id = %(channel_id)s AND message_ts = ANY(%(message_ts)s::text[]);
 
 -- name: attempt
 UPDATE slack_replies SET post_attempts = post_attempts + 1

@@ -1,6 +1,7 @@
 """Scripted Web API failures and Slack's per-method rate limits.
 
-`fail_next` and `drop_next` queue one-off faults per method; `rate_limit` models the
+`fail_next` and `drop_next` queue one-off faults per method (`fired()` lists those
+served, so a test can tell that a fault it scripted did happen); `rate_limit` models the
 limit Slack put on non-Marketplace apps in 2025 (conversations.history and .replies:
 a few requests per minute, at most 15 messages a page). The clock is injectable and the
 window adjustable, so a test can exhaust and refill a limit without waiting a minute.
@@ -46,6 +47,7 @@ class Faults:
         self._lock = threading.Lock()
         self._queued: dict[str, deque[Fault]] = {}
         self._limits: dict[str, _Limit] = {}
+        self._fired: list[tuple[str, Fault]] = []
 
     def add(self, method: str, fault: Fault, times: int) -> None:
         with self._lock:
@@ -64,7 +66,16 @@ class Faults:
         """The next scripted fault for `method`, if any (consumed)."""
         with self._lock:
             queue = self._queued.get(method)
-            return queue.popleft() if queue else None
+            fault = queue.popleft() if queue else None
+            if fault is not None:
+                self._fired.append((method, fault))
+            return fault
+
+    def fired(self) -> list[tuple[str, Fault]]:
+        """Every scripted fault served so far, oldest first, with its method (`clear()`
+        leaves this history alone)."""
+        with self._lock:
+            return list(self._fired)
 
     def admit(self, method: str) -> int | None:
         """None if the call may go ahead, else the whole seconds to put in Retry-After."""
