@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import structlog
 import uvicorn
@@ -38,6 +39,17 @@ def build_http_app(routes: Sequence[BaseRoute], readiness: ReadinessChecks) -> S
     return Starlette(routes=[*base, *routes])
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handling: Heron's runtime owns the signals
+    and stops its parts in order. Left to uvicorn, a SIGTERM would shut every server down
+    at once, the MCP servers hosted for the agent among them, while answers in flight
+    still needed their tools."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HttpServer:
     """uvicorn, started and stopped with the rest of the run; port 0 picks a free one."""
 
@@ -57,7 +69,7 @@ class HttpServer:
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on" if lifespan else "off"
         )
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
