@@ -4,7 +4,6 @@ then the model answerer, or retrieval-only answers when no model is configured."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from decimal import Decimal
 from functools import partial
@@ -22,6 +21,7 @@ from heron.agent.tools import AgentTools, lookup_asker
 from heron.agent.usage import Ledger, Limits
 from heron.config import Config
 from heron.mcp_servers.hosting import HostedServers
+from heron.queue.runner import cancel_and_wait
 from heron.slack.handlers import Responder
 from heron.slack.service import SlackService
 
@@ -80,9 +80,7 @@ class AgentService:
 
     async def stop(self) -> None:
         if self._recheck is not None:
-            self._recheck.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recheck
+            await cancel_and_wait([self._recheck])
         if self.tools is not None:
             await self.tools.close()
         if self.hosted is not None:

@@ -4,7 +4,6 @@ sync, partition upkeep and the queue handlers, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from heron.config import Config
 from heron.errors import ConfigError, HeronError
 from heron.queue.handlers import HandlerRegistry
+from heron.queue.runner import cancel_and_wait
 from heron.slack.app import build_app
 from heron.slack.archive import Archive
 from heron.slack.client import api_url, web_client
@@ -144,11 +144,7 @@ class SlackService:
         return session is not None and not session.closed
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self.socket is not None:
             await self.socket.close_async()  # type: ignore[no-untyped-call]
         for client in (self.client, self.poster):
