@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 INSPECTOR := .tools/node_modules/@modelcontextprotocol/inspector
 
-.PHONY: install run test lint format typecheck unit integration bench chaos clean
+.PHONY: install run test lint format typecheck unit integration bench load chaos clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -61,6 +61,9 @@ test: lint typecheck $(INSPECTOR) $(CHROMIUM)  ## the whole suite: lint, types, 
 
 bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/results/
 	$(BIN)/heron bench queue
+
+load: $(STAMP)  ## Events API load (locust, 50 users, 60 s) on `heron run`; benchmarks/results/load.json
+	$(BIN)/python -m heron.bench.load
 
 # 300 mentions into three `heron run` processes while they are SIGKILLed, PostgreSQL
 # restarts and Slack and the model fail (tests/chaos/storm.py); SEED=n replays a storm.

@@ -80,6 +80,12 @@ class Archive:
             return await self._store(plan)
 
     async def _store(self, plan: Plan) -> TakeResult:
+        one_statement = _take_message_params(plan)
+        if one_statement is not None:  # most events: one round trip instead of five
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(query("take_message"), one_statement)
+                taken = await cursor.fetchone()
+            return TakeResult("stored" if taken is not None else "duplicate")
         async with self.pool.connection() as conn, conn.transaction():
             if plan.event_id is not None:
                 params = {"event_id": plan.event_id, "event_type": plan.event_type}
@@ -147,6 +153,27 @@ class Archive:
                         await copy.write_row(_staging_row(row))
                 await cursor.execute(query("import_staged"))
                 return int(cursor.rowcount)
+
+
+def _take_message_params(plan: Plan) -> dict[str, Any] | None:
+    """take_message's parameters when the plan has its shape (a message, its channel's
+    flags, no question: a question's id comes back from the queue); None otherwise."""
+    if plan.event_id is None or plan.question is not None or len(plan.actions) != 2:
+        return None
+    channel, message = plan.actions
+    if not (isinstance(channel, SaveChannel) and isinstance(message, SaveMessage)):
+        return None
+    flags = (channel.is_private, channel.is_im, channel.is_mpim)
+    only_flags = SaveChannel(channel.id, is_private=flags[0], is_im=flags[1], is_mpim=flags[2])
+    if channel != only_flags or None in flags or channel.id != message.row.channel_id:
+        return None
+    return message_params(message.row) | {
+        "event_id": plan.event_id,
+        "event_type": plan.event_type,
+        "is_private": flags[0],
+        "is_im": flags[1],
+        "is_mpim": flags[2],
+    }
 
 
 async def _apply(conn: psycopg.AsyncConnection[Any], action: Action) -> None:

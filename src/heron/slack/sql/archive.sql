@@ -6,6 +6,66 @@ INSERT INTO slack_event_receipts (event_id, event_type) VALUES (%(event_id)s, %(
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id;
 
+-- name: take_message
+-- The ack path's common case in one statement, so one round trip and one transaction
+-- where the general path (receipt, then each action) takes five: a message event whose
+-- plan is its channel's flags and the message, and no question. The receipt gates both
+-- writes, so a redelivery changes nothing. The two inserts are save_channel (with only the
+-- flags given) and save_message below: keep them in step (tests/integration/
+-- test_slack_archive.py runs edits, deletes and placeholders through this path).
+WITH receipt AS (
+    INSERT INTO slack_event_receipts (event_id, event_type) VALUES (%(event_id)s, %(event_type)s)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), channel AS (
+    INSERT INTO slack_channels AS c (id, is_private, is_im, is_mpim)
+    SELECT %(channel_id)s, %(is_private)s, %(is_im)s, %(is_mpim)s FROM receipt
+    WHERE NOT EXISTS (
+        SELECT 1 FROM slack_channels AS s
+        WHERE s.id = %(channel_id)s
+          AND (s.is_private, s.is_im, s.is_mpim) = (%(is_private)s, %(is_im)s, %(is_mpim)s))
+    ON CONFLICT (id) DO UPDATE SET
+        is_private = EXCLUDED.is_private, is_im = EXCLUDED.is_im, is_mpim = EXCLUDED.is_mpim,
+        updated_at = now()
+    WHERE (c.is_private, c.is_im, c.is_mpim)
+          IS DISTINCT FROM (EXCLUDED.is_private, EXCLUDED.is_im, EXCLUDED.is_mpim)
+), message AS (
+    INSERT INTO slack_messages AS m
+        (channel_id, ts, message_at, thread_ts, user_id, bot_id, subtype, text, previous_texts,
+         edited_at, reply_count, files, reactions, metadata, raw)
+    SELECT
+        %(channel_id)s, %(ts)s, to_timestamp(%(ts)s::text::numeric), %(thread_ts)s, %(user_id)s,
+        %(bot_id)s, %(subtype)s, %(text)s,
+        CASE WHEN %(previous_text)s::text <> %(text)s THEN ARRAY[%(previous_text)s::text]
+             ELSE '{}'::text[] END,
+        to_timestamp(%(edited_ts)s::text::numeric), %(reply_count)s, %(files)s, %(reactions)s,
+        %(metadata)s, %(raw)s
+    FROM receipt
+    ON CONFLICT (channel_id, ts, message_at) DO UPDATE SET
+        thread_ts = COALESCE(EXCLUDED.thread_ts, m.thread_ts),
+        user_id = COALESCE(m.user_id, EXCLUDED.user_id),
+        bot_id = COALESCE(m.bot_id, EXCLUDED.bot_id),
+        subtype = COALESCE(m.subtype, EXCLUDED.subtype),
+        text = CASE WHEN COALESCE(EXCLUDED.edited_at, '-infinity') >= COALESCE(m.edited_at, '-infinity')
+                    THEN EXCLUDED.text ELSE m.text END,
+        previous_texts = CASE
+            WHEN COALESCE(EXCLUDED.edited_at, '-infinity') >= COALESCE(m.edited_at, '-infinity')
+                 AND EXCLUDED.text <> m.text AND m.text <> ''
+            THEN m.previous_texts || m.text
+            WHEN m.text = '' AND m.previous_texts = '{}' THEN EXCLUDED.previous_texts
+            ELSE m.previous_texts END,
+        edited_at = GREATEST(m.edited_at, EXCLUDED.edited_at),
+        reply_count = GREATEST(m.reply_count, EXCLUDED.reply_count),
+        files = CASE WHEN m.files = '[]'::jsonb THEN EXCLUDED.files ELSE m.files END,
+        reactions = CASE WHEN m.reactions = '{}'::jsonb THEN EXCLUDED.reactions ELSE m.reactions END,
+        metadata = COALESCE(EXCLUDED.metadata, m.metadata),
+        raw = CASE WHEN COALESCE(EXCLUDED.edited_at, '-infinity') >= COALESCE(m.edited_at, '-infinity')
+                   THEN EXCLUDED.raw ELSE m.raw END,
+        updated_at = now()
+    WHERE m.deleted_at IS NULL
+)
+SELECT event_id FROM receipt;
+
 -- name: save_message
 -- Insert, or update what changed. An older version (an app_mention redelivered after an
 -- edit) never overwrites a newer one, and a deleted message is never brought back.
@@ -79,15 +139,28 @@ WHERE channel_id = %(channel_id)s AND ts = %(ts)s
 
 -- name: save_channel
 -- NULL parameters keep what is stored; a no-op (the common case: a message in a known
--- channel) writes nothing.
+-- channel) writes nothing and locks nothing. ON CONFLICT DO UPDATE locks the row even when
+-- its WHERE skips the update, and that lock would last until the ack's commit, making
+-- every message of a busy channel wait for the one before it: so a channel that already
+-- reads as given is not even proposed for insertion.
 INSERT INTO slack_channels AS c
     (id, name, is_private, is_im, is_mpim, is_archived, is_deleted, topic, purpose,
      created_at, raw)
-VALUES (
+SELECT
     %(id)s, COALESCE(%(name)s::text, ''), COALESCE(%(is_private)s::boolean, false),
     COALESCE(%(is_im)s::boolean, false), COALESCE(%(is_mpim)s::boolean, false), COALESCE(%(is_archived)s::boolean, false),
     COALESCE(%(is_deleted)s::boolean, false), COALESCE(%(topic)s::text, ''), COALESCE(%(purpose)s::text, ''),
-    to_timestamp(%(created_ts)s::text::numeric), COALESCE(%(raw)s::jsonb, '{}'))
+    to_timestamp(%(created_ts)s::text::numeric), COALESCE(%(raw)s::jsonb, '{}')
+WHERE NOT EXISTS (
+    SELECT 1 FROM slack_channels AS s
+    WHERE s.id = %(id)s
+      AND (s.name, s.is_private, s.is_im, s.is_mpim, s.is_archived, s.is_deleted, s.topic,
+           s.purpose, s.raw)
+          IS NOT DISTINCT FROM
+          (COALESCE(%(name)s::text, s.name), COALESCE(%(is_private)s::boolean, s.is_private),
+           COALESCE(%(is_im)s::boolean, s.is_im), COALESCE(%(is_mpim)s::boolean, s.is_mpim),
+           COALESCE(%(is_archived)s::boolean, s.is_archived), COALESCE(%(is_deleted)s::boolean, s.is_deleted),
+           COALESCE(%(topic)s::text, s.topic), COALESCE(%(purpose)s::text, s.purpose), COALESCE(%(raw)s::jsonb, s.raw)))
 ON CONFLICT (id) DO UPDATE SET
     name = COALESCE(%(name)s::text, c.name),
     is_private = COALESCE(%(is_private)s::boolean, c.is_private),
