@@ -9,6 +9,7 @@ the user is told.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,10 @@ class ModelAnswerer:
         """The answer in Markdown, delta by delta as the model writes it."""
         event_id = question.get("heron_event_id")
         user_id, channel_id = str(question["user"]), str(question["channel"])
-        refusal = await self.ledger.refusal(user_id, event_id)
+        # Independent reads, side by side: each is a database round trip on the answer's path.
+        refusal, (instructions, prompt, toolsets) = await asyncio.gather(
+            self.ledger.refusal(user_id, event_id), self._prepare(question)
+        )
         if refusal is not None:
             usage = RunUsage(self.model_name, "limited")
             await self.ledger.record(
@@ -136,7 +140,6 @@ class ModelAnswerer:
             )
             yield refusal
             return
-        instructions, prompt, toolsets = await self._prepare(question)
         started = time.monotonic()
         try:
             async with self.agent.run_stream(
@@ -181,9 +184,10 @@ class ModelAnswerer:
         self, question: dict[str, Any]
     ) -> tuple[str, str, list[AbstractToolset[str]]]:
         """The instructions, the user prompt and the tools for this question."""
-        asker = await self.asker(question)
+        asker, history = await asyncio.gather(
+            self.asker(question), self.memory.history(question, self.config.heron_memory_tokens)
+        )
         toolbox = self.toolbox()
-        history = await self.memory.history(question, self.config.heron_memory_tokens)
         context = PromptContext(
             user=asker.user,
             channel=asker.channel,
