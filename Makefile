@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 INSPECTOR := .tools/node_modules/@modelcontextprotocol/inspector
 
-.PHONY: install run test lint format typecheck unit integration bench load chaos clean
+.PHONY: install run test lint format typecheck unit integration bench load eval-docs chaos clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -65,8 +65,18 @@ bench: $(STAMP)  ## queue benchmark, Heron vs PGQueuer, results in benchmarks/re
 load: $(STAMP)  ## Events API load (locust, 50 users, 60 s) on `heron run`; benchmarks/results/load.json
 	$(BIN)/python -m heron.bench.load
 
-# 300 mentions into three `heron run` processes while they are SIGKILLed, PostgreSQL
-# restarts and Slack and the model fail (tests/chaos/storm.py); SEED=n replays a storm.
+# Docs search judged on the whole PostgreSQL 15 manual (Debian's postgresql-doc-15, installed
+# when missing): recall@1/5/10 and MRR of the development and held-out questions in
+# benchmarks/docs_eval/. A full ingest with the local model: about eight minutes on 2 cores.
+PG_MANUAL := /usr/share/doc/postgresql-doc-15/html
+eval-docs: $(STAMP)  ## docs search quality on the PostgreSQL manual; benchmarks/results/docs_eval.json
+	@test -d $(PG_MANUAL) || { echo "installing postgresql-doc-15 (the PostgreSQL 15 manual)"; \
+	  apt-get update -qq && apt-get install -y -qq postgresql-doc-15; }
+	$(BIN)/python -m heron.bench.docs_eval --fresh --manual $(PG_MANUAL) \
+	  --output benchmarks/results/docs_eval.json
+
+# 300 mentions into three `heron run` processes while they are SIGKILLed and frozen,
+# PostgreSQL restarts, Slack and the model fail (tests/chaos/storm.py); SEED=n replays one.
 chaos: $(STAMP)  ## chaos storm: every mention answered exactly once; benchmarks/results/chaos.json
 	$(BIN)/python -m tests.chaos.storm --mentions 300 $(if $(SEED),--seed $(SEED))
 

@@ -1,4 +1,5 @@
-"""Heron's MCP servers as the MCP Inspector CLI (a third-party client) sees them."""
+"""Heron's MCP servers (docs, slack, github) as the MCP Inspector CLI, a third-party client,
+sees them: `heron mcp <server>` over stdio, tools listed and called."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import DocStore
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive
+from heron.testing.github import FakeGitHub
 from tests.integration.test_slack_search import BOT, MESSAGES, seed
 
 ROOT = Path(__file__).parents[2]
@@ -30,17 +33,18 @@ pytestmark = pytest.mark.skipif(
 
 
 def inspector(
-    database_url: str, *args: str, server: str = "docs", env: tuple[str, ...] = ()
+    database_url: str | None, *args: str, server: str = "docs", env: tuple[str, ...] = ()
 ) -> dict[str, object]:
+    """Run the Inspector CLI against `heron mcp <server>` (stdio); its JSON answer."""
     heron = [sys.executable, "-m", "heron", "mcp", server]
+    database = ("-e", f"DATABASE_URL={database_url}") if database_url else ()
     result = subprocess.run(
         [
             "npx",
             "--offline",
             "@modelcontextprotocol/inspector",
             "--cli",
-            "-e",
-            f"DATABASE_URL={database_url}",
+            *database,
             "-e",
             "HERON_EMBEDDING_PROVIDER=hashing",
             "-e",
@@ -119,3 +123,70 @@ def test_inspector_lists_and_calls_the_slack_tools(database_url):
     assert MESSAGES["review"][3] in shown  # Alice's DM with Bob
     assert "https://acme.slack.com/archives/DAB/p" in shown
     assert MESSAGES["party"][3] not in shown  # Bob and Carol's DM
+
+
+GITHUB_TOKEN = "ghp_inspector"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(token=GITHUB_TOKEN) as fake:
+        fake.add_repo("acme/tool", files={"README.md": "# Tool\n\nRun tool --fast.\n"})
+        fake.add_issue("acme/tool", 3, "Slow start", "Startup takes a minute.", labels=("perf",))
+        yield fake
+
+
+def github_settings(fake: FakeGitHub) -> tuple[str, ...]:
+    return (
+        f"GITHUB_API_URL={fake.api_url}",
+        "GITHUB_REPOS=acme/tool",
+        f"GITHUB_TOKEN={GITHUB_TOKEN}",
+    )
+
+
+def test_inspector_lists_and_calls_the_github_tools(github):
+    settings = github_settings(github)
+    listed = inspector(None, "--method", "tools/list", server="github", env=settings)
+    names = {tool["name"] for tool in listed["tools"]}  # type: ignore[attr-defined]
+    assert names == {
+        "search_code",
+        "search_issues",
+        "get_file",
+        "get_issue",
+        "recent_commits",
+        "list_releases",
+    }
+
+    called = inspector(
+        None,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_issue",
+        "--tool-arg",
+        "repo=acme/tool",
+        "--tool-arg",
+        "number=3",
+        server="github",
+        env=settings,
+    )
+    assert called.get("isError") is not True
+    assert "Startup takes a minute." in json.dumps(called)
+    assert github.requests[0].path == "/repos/acme/tool/issues/3"
+    assert github.requests[0].headers["Authorization"] == f"Bearer {GITHUB_TOKEN}"
+
+    refused = inspector(
+        None,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_file",
+        "--tool-arg",
+        "repo=evil/repo",
+        "--tool-arg",
+        "path=README.md",
+        server="github",
+        env=settings,
+    )
+    assert refused.get("isError") is True  # a tool error, and the server answered it
+    assert "not in the allowed list" in json.dumps(refused)

@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from heron.docsearch.chunking import ChunkSize
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
-from heron.docsearch.store import DocStore
+from heron.docsearch.store import FULL_TEXT, DocStore
 
 VACUUM = textwrap.dedent(
     """\
@@ -135,3 +136,88 @@ def test_local_model_finds_passages_that_share_no_words_with_the_question(docs, 
         notify = store.search(conn, "push a message to subscribers")[0]
     assert hit.heading_path[-1] == "Recovering Disk Space"
     assert notify.title == "NOTIFY"
+
+
+def test_new_chunk_sizes_re_embed_only_what_is_cut_differently(docs, database_url):
+    sentences = " ".join(f"Sentence {n} says vacuum reclaims disk space." for n in range(60))
+    (docs / "long.md").write_text(f"# Long\n\n{sentences}\n")
+    first = ingest_path(DocStore(database_url, HashingEmbedder()), docs)
+
+    smaller = DocStore(database_url, HashingEmbedder(), ChunkSize(400, 60))
+    again = ingest_path(smaller, docs)
+    assert again.removed > 0
+    assert again.added > again.removed  # the long page is now cut into more, smaller chunks
+    assert again.unchanged == first.added - again.removed  # short sections kept their vectors
+    _, chunks, embeddings = counts(database_url)
+    assert chunks == embeddings
+    with psycopg.connect(database_url) as conn:
+        lengths = [
+            row[0]
+            for row in conn.execute(
+                "SELECT length(c.text) FROM doc_chunks c JOIN doc_documents d"
+                " ON d.id = c.document_id WHERE d.source LIKE '%%long.md'"
+            )
+        ]
+    assert len(lengths) > 4
+    assert max(lengths) < 400
+
+
+def test_switching_provider_embeds_every_chunk_again(docs, database_url):
+    first = ingest_path(DocStore(database_url, HashingEmbedder()), docs)
+    other = DocStore(database_url, HashingEmbedder(dimensions=256))  # another model name
+    switched = ingest_path(other, docs)
+    assert (switched.added, switched.removed, switched.unchanged) == (first.added, 0, 0)
+    with psycopg.connect(database_url) as conn:
+        models = dict(
+            conn.execute("SELECT model, count(*) FROM doc_embeddings GROUP BY model").fetchall()
+        )
+    assert models == {"hashing-384": first.added, "hashing-256": first.added}
+    assert ingest_path(other, docs).added == 0  # and then it is up to date
+    with other.connect() as conn:
+        hit = other.search(conn, "give disk space back to the operating system")[0]
+    assert hit.heading_path[-1] == "Recovering Disk Space"
+
+
+def test_full_text_lets_rare_words_and_headings_decide(store, tmp_path):
+    root = tmp_path / "ranking"
+    root.mkdir()
+    for n in range(6):
+        (root / f"rows{n}.md").write_text(f"# Rows {n}\n\nA table has rows; table after table.\n")
+    (root / "toast.md").write_text("# Storage\n\nA table keeps oversized values in TOAST.\n")
+    (root / "heading.md").write_text("# Checkpoints\n\nThey flush dirty pages.\n")
+    (root / "mention.md").write_text("# Tuning\n\nSpread checkpoints out over time.\n")
+    ingest_path(store, root)
+
+    def ranked(query: str) -> list[str]:
+        with store.connect() as conn:
+            rows = conn.execute(FULL_TEXT, {"query": query, "limit": 10}).fetchall()
+            return [
+                conn.execute("SELECT text FROM doc_chunks WHERE id = %s", (r["id"],)).fetchone()[
+                    "text"
+                ]
+                for r in rows
+            ]
+
+    # "table" is in every chunk but one and thrice in some; "toast" is in one.
+    assert ranked("table toast")[0] == "A table keeps oversized values in TOAST."
+    # The same word counts more in a heading than in the text.
+    assert ranked("checkpoints")[:2] == [
+        "They flush dirty pages.",
+        "Spread checkpoints out over time.",
+    ]
+
+
+def test_search_gives_one_passage_per_section(store, tmp_path):
+    root = tmp_path / "sections"
+    root.mkdir()
+    long = " ".join(f"Checkpoint tuning note {n} about checkpoint spacing." for n in range(80))
+    (root / "wal.md").write_text(
+        f"# WAL\n\n## Checkpoints\n\n{long}\n\n## Archiving\n\nCheckpoint files are archived.\n"
+    )
+    ingest_path(store, root)
+    with store.connect() as conn:
+        chunks = conn.execute("SELECT count(*) AS n FROM doc_chunks").fetchone()
+        hits = store.search(conn, "checkpoint spacing", limit=5)
+    assert chunks is not None
+    assert chunks["n"] > 3  # the long section is several chunks
+    assert [hit.heading_path[-1] for hit in hits] == ["Checkpoints", "Archiving"]

@@ -1,13 +1,24 @@
-"""The heron-github MCP server, driven by the real MCP client against a loopback fake GitHub."""
+"""The heron-github MCP server, driven by the real MCP client against a loopback fake GitHub:
+in process, and `heron mcp github` over stdio and over streamable HTTP."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
 
@@ -17,6 +28,8 @@ from heron.github.client import GitHubClient
 from heron.github.client import _iso as iso
 from heron.mcp_servers.github import build_github_server, main
 from heron.testing.github import FakeGitHub
+from tests.conftest import wait_until
+from tests.integration.test_mcp_docs import free_port, healthy
 
 TOKEN = "ghp_test_token"
 TOOLS = {
@@ -334,7 +347,8 @@ def test_allow_list_configuration(entries: list[str], problem: str) -> None:
         AllowList.parse(entries)
 
 
-def test_main_refuses_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_refuses_bad_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
     with pytest.raises(ConfigError, match="GITHUB_REPOS"):
         main("stdio", allowed=[])
     with pytest.raises(ConfigError, match="transport"):
@@ -344,3 +358,113 @@ def test_main_refuses_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("HERON_MCP_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="HERON_MCP_TOKEN"):
         main("http", "0.0.0.0", 0, allowed=["acme"])
+
+
+# -- `heron mcp github` as a process: stdio and streamable HTTP ------------------------------
+
+
+def heron_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without Heron's or GitHub's settings, plus `settings`."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "GITHUB_"))}
+    return kept | {"HERON_LOG_LEVEL": "WARNING"} | settings
+
+
+async def test_heron_mcp_github_over_stdio(github: FakeGitHub, tmp_path: Path) -> None:
+    environment = heron_environment(
+        GITHUB_API_URL=github.api_url, GITHUB_REPOS="acme/tool", GITHUB_TOKEN=TOKEN
+    )
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "heron", "mcp", "github", "--transport", "stdio"],
+        env=environment,
+        cwd=str(tmp_path),
+    )
+    async with Client(params, read_timeout_seconds=60) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+        readme = payload(
+            await client.call_tool("get_file", {"repo": "acme/tool", "path": "README.md"})
+        )
+        assert readme["text"] == README
+        issue = payload(await client.call_tool("get_issue", {"repo": "acme/tool", "number": 2}))
+        assert [r["state"] for r in issue["reviews"]] == ["APPROVED", "COMMENTED"]
+        site = await client.call_tool("list_releases", {"repo": "acme/site"})
+        assert "'acme/site' is not in the allowed list (acme/tool)" in error_text(site)
+        github.fail_next(403, reset=time.time() + 600)
+        limited = await client.call_tool("recent_commits", {"repo": "acme/tool"})
+        assert "rate limit" in error_text(limited)
+        # still serving after the errors
+        releases = payload(await client.call_tool("list_releases", {"repo": "acme/tool"}))
+        assert [r["tag"] for r in releases["result"]] == ["v1.1.0-rc1", "v1.0.0"]
+    assert {r.headers.get("Authorization") for r in github.requests} == {f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def github_over_http(github: FakeGitHub, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`heron mcp github --transport http` configured by a .env file alone (the bearer token
+    included); yields (url, token)."""
+    token = "mcp-token-from-dotenv"
+    (tmp_path / ".env").write_text(
+        f"GITHUB_API_URL={github.api_url}\nGITHUB_REPOS=acme\n"
+        f"GITHUB_TOKEN={TOKEN}\nHERON_MCP_TOKEN={token}\n"
+    )
+    port = free_port()
+    command = ["mcp", "github", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "heron", *command],
+        cwd=tmp_path,
+        env=heron_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: process.poll() is not None or healthy(f"{base}/health"),
+            timeout=60,
+            what="heron mcp github over HTTP",
+        )
+        assert process.poll() is None, process.communicate()[1]
+        yield f"{base}/mcp", token
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+async def test_heron_mcp_github_over_http(
+    github: FakeGitHub, github_over_http: tuple[str, str]
+) -> None:
+    url, token = github_over_http
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+        code = payload(await client.call_tool("search_code", {"query": "fast"}))["result"]
+        assert {(hit["repo"], hit["path"]) for hit in code} == {
+            ("acme/tool", "README.md"),
+            ("acme/tool", "src/fast.py"),
+            ("acme/site", "index.md"),
+        }
+        outside = await client.call_tool("get_file", {"repo": "other/lib", "path": "fast.c"})
+        assert "not in the allowed list (acme)" in error_text(outside)
+    searches = [r.query["q"] for r in github.requests if r.path == "/search/code"]
+    assert searches == ["fast org:acme"]
+
+
+def test_heron_mcp_github_over_http_refuses_a_wrong_token(
+    github_over_http: tuple[str, str],
+) -> None:
+    url, _ = github_over_http
+    for authorization in ("Bearer wrong", None):
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode(),
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": authorization} if authorization else {}),
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()

@@ -4,11 +4,12 @@ import dataclasses
 import random
 import re
 import textwrap
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
 
-from heron.docsearch.chunking import Chunk, chunk_document, diff_chunks, infer_kind
+from heron.docsearch.chunking import Chunk, ChunkSize, chunk_document, diff_chunks, infer_kind
 
 
 def paths(chunks: list[Chunk]) -> list[tuple[str, ...]]:
@@ -69,18 +70,18 @@ def test_kind_given_by_the_caller_wins_over_the_extension():
 
 
 @pytest.mark.parametrize(
-    ("max_chars", "overlap_chars", "message"),
+    ("limit", "overlap", "message"),
     [
-        (99, 10, "max_chars is 99; use at least 100"),
-        (0, 0, "max_chars is 0"),
-        (500, 500, "overlap_chars is 500; use 0 or more and less than max_chars"),
-        (500, 800, "overlap_chars is 800"),
-        (500, -1, "overlap_chars is -1"),
+        (49, 10, "the chunk limit is 49 characters; use at least 50"),
+        (0, 0, "the chunk limit is 0 characters"),
+        (500, 500, "the chunk overlap is 500 characters; use 0 or more and less than the limit"),
+        (500, 800, "the chunk overlap is 800 characters"),
+        (500, -1, "the chunk overlap is -1 characters"),
     ],
 )
-def test_bad_sizes_are_refused_with_a_clear_message(max_chars, overlap_chars, message):
+def test_bad_sizes_are_refused_with_a_clear_message(limit, overlap, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        chunk_document("a.md", "text", max_chars=max_chars, overlap_chars=overlap_chars)
+        ChunkSize(limit, overlap)
 
 
 def test_unknown_kind_is_refused():
@@ -283,6 +284,39 @@ def test_html_headings_build_the_path_and_chrome_is_skipped():
         assert chrome not in everything
 
 
+# The shape of a page of the PostgreSQL manual (DocBook XSL): navigation bars and a table
+# of contents marked by class, section ids on the enclosing divs, notes with a heading.
+DOCBOOK = """<html><head><title>8.1. Numeric Types</title></head><body>
+<div class="navheader"><table><tr><th>8.1. Numeric Types</th></tr>
+<tr><td><a href="datatype.html">Prev</a></td><td>Up</td></tr></table><hr /></div>
+<div class="sect1" id="DATATYPE-NUMERIC"><div class="titlepage"><div><div>
+<h2 class="title">8.1. Numeric Types</h2></div></div></div>
+<div class="toc"><dl class="toc"><dt><a href="#DATATYPE-INT">8.1.1. Integer Types</a></dt>
+</dl></div><a id="id-1.5.7.9.2" class="indexterm"></a><p>Numeric types.</p>
+<div class="sect2" id="DATATYPE-INT"><div class="titlepage"><div><div>
+<h3 class="title">8.1.1. Integer Types</h3></div></div></div><p>Whole numbers.</p></div>
+<div class="sect2" id="DATATYPE-SERIAL"><div class="titlepage"><div><div>
+<h3 class="title">8.1.4. Serial Types</h3></div></div></div>
+<a id="id-1.5.7.9.9.2" class="indexterm"></a><div class="note"><h3 class="title">Note</h3>
+<p>Prefer identity columns.</p></div><p>The serial types are not true types.</p></div>
+</div><div class="navfooter"><hr /><table><tr><td>Prev</td><td>Home</td></tr></table></div>
+</body></html>"""
+
+
+def test_docbook_pages_keep_their_sections_and_lose_their_furniture():
+    chunks = chunk_document("html/datatype-numeric.html", DOCBOOK)
+    assert [(chunk.heading_path, chunk.anchor, chunk.text) for chunk in chunks] == [
+        (("8.1. Numeric Types",), "DATATYPE-NUMERIC", "Numeric types."),
+        (("8.1. Numeric Types", "8.1.1. Integer Types"), "DATATYPE-INT", "Whole numbers."),
+        (
+            ("8.1. Numeric Types", "8.1.4. Serial Types"),
+            "DATATYPE-SERIAL",
+            "Note\n\nPrefer identity columns.\n\nThe serial types are not true types.",
+        ),
+    ]
+    assert chunks[0].title == "8.1. Numeric Types"
+
+
 def test_html_title_element_is_the_fallback_title():
     page = (
         "<html><head><title> Backup &amp; Restore </title></head><body><p>Dump.</p></body></html>"
@@ -318,9 +352,9 @@ def test_a_section_that_fits_is_one_chunk():
 def test_a_long_paragraph_is_split_with_sentence_overlap_and_no_word_lost_or_cut():
     sentences = numbered_sentences(60)
     paragraph = " ".join(sentences)
-    chunks = chunk_document("a.md", f"# Long\n\n{paragraph}\n", max_chars=400, overlap_chars=100)
+    chunks = chunk_document("a.md", f"# Long\n\n{paragraph}\n", size=ChunkSize(400, 100))
     assert len(chunks) > 5
-    assert all(len(chunk.text) <= 400 for chunk in chunks)
+    assert all(len(chunk.embedding_text) <= 400 for chunk in chunks)
     assert all(chunk.heading_path == ("Long",) for chunk in chunks)
     source_words = paragraph.split()
     assert all(set(chunk.text.split()) <= set(source_words) for chunk in chunks)
@@ -335,8 +369,8 @@ def test_a_long_paragraph_is_split_with_sentence_overlap_and_no_word_lost_or_cut
 
 def test_a_run_on_sentence_is_split_between_words():
     words = [f"token{n}" for n in range(300)]
-    chunks = chunk_document("a.txt", " ".join(words), max_chars=200, overlap_chars=30)
-    assert all(len(chunk.text) <= 200 for chunk in chunks)
+    chunks = chunk_document("a.txt", " ".join(words), size=ChunkSize(200, 30))
+    assert all(len(chunk.embedding_text) <= 200 for chunk in chunks)
     assert all(set(chunk.text.split()) <= set(words) for chunk in chunks)
     assert without_overlap(chunks) == words
     for before, after in pairwise(chunks):
@@ -348,16 +382,16 @@ def test_a_run_on_sentence_is_split_between_words():
 def test_paragraph_boundaries_come_before_sentence_boundaries():
     sentences = numbered_sentences(36, words=5)
     paragraphs = [" ".join(sentences[3 * n : 3 * n + 3]) for n in range(12)]
-    chunks = chunk_document("a.md", "\n\n".join(paragraphs), max_chars=300, overlap_chars=0)
+    chunks = chunk_document("a.md", "\n\n".join(paragraphs), size=ChunkSize(300, 0))
     assert len(chunks) == 6
     for chunk in chunks:
-        assert len(chunk.text) <= 300
+        assert len(chunk.embedding_text) <= 300
         assert set(chunk.text.split("\n\n")) <= set(paragraphs)
 
 
 def test_overlap_carries_the_end_of_the_previous_paragraph():
     paragraphs = [" ".join(numbered_sentences(30)[3 * n : 3 * n + 3]) for n in range(10)]
-    chunks = chunk_document("a.md", "\n\n".join(paragraphs), max_chars=400, overlap_chars=80)
+    chunks = chunk_document("a.md", "\n\n".join(paragraphs), size=ChunkSize(400, 80))
     for before, after in pairwise(chunks):
         overlap = shared(before.text, after.text)
         assert 40 <= len(overlap) <= 80
@@ -367,9 +401,9 @@ def test_overlap_carries_the_end_of_the_previous_paragraph():
 def test_a_word_longer_than_a_chunk_is_the_only_thing_cut():
     blob = "A" * 450
     chunks = chunk_document(
-        "a.txt", f"Short words here. {blob} and after.", max_chars=200, overlap_chars=30
+        "a.txt", f"Short words here. {blob} and after.", size=ChunkSize(200, 30)
     )
-    assert all(len(chunk.text) <= 200 for chunk in chunks)
+    assert all(len(chunk.embedding_text) <= 200 for chunk in chunks)
     assert "".join(chunk.text for chunk in chunks).count("A") >= 450
     assert chunks[0].text.startswith("Short words here.")
     assert chunks[-1].text.endswith("and after.")
@@ -378,7 +412,7 @@ def test_a_word_longer_than_a_chunk_is_the_only_thing_cut():
 def test_a_code_block_that_fits_is_kept_whole():
     code = "```sql\n" + "\n".join(f"SELECT {n} AS value_{n};" for n in range(8)) + "\n```"
     prose = " ".join(numbered_sentences(5, words=4))
-    chunks = chunk_document("a.md", f"# Q\n\n{prose}\n\n{code}\n", max_chars=300, overlap_chars=50)
+    chunks = chunk_document("a.md", f"# Q\n\n{prose}\n\n{code}\n", size=ChunkSize(300, 50))
     assert len(code) <= 300 < len(prose) + len(code)
     (with_code,) = [chunk for chunk in chunks if "SELECT" in chunk.text]
     assert with_code.text.endswith(code)
@@ -387,11 +421,11 @@ def test_a_code_block_that_fits_is_kept_whole():
 def test_a_long_code_block_is_split_on_lines_and_fenced_again():
     lines = [f"    SELECT {n}, repeat('x', {n}) FROM series_{n};" for n in range(40)]
     content = "# Script\n\n```sql\n" + "\n".join(lines) + "\n```\n"
-    chunks = chunk_document("a.md", content, max_chars=300, overlap_chars=80)
+    chunks = chunk_document("a.md", content, size=ChunkSize(300, 80))
     assert len(chunks) > 3
     seen: list[str] = []
     for chunk in chunks:
-        assert len(chunk.text) <= 300
+        assert len(chunk.embedding_text) <= 300
         assert chunk.text.startswith("```sql\n")
         assert chunk.text.endswith("\n```")
         body = chunk.text.split("\n")[1:-1]
@@ -402,11 +436,47 @@ def test_a_long_code_block_is_split_on_lines_and_fenced_again():
         assert before.text.split("\n")[-2] in after.text.split("\n")  # lines overlap
 
 
-def test_default_sizes_fit_the_embedding_model():
+def test_without_a_tokenizer_chunks_are_sized_in_characters():
     paragraph = " ".join(numbered_sentences(80))
     chunks = chunk_document("a.md", paragraph)
-    assert all(900 <= len(chunk.text) <= 1200 for chunk in chunks[:-1])
-    assert all(len(chunk.text) <= 1200 for chunk in chunks)
+    assert all(900 <= len(chunk.embedding_text) <= 1200 for chunk in chunks[:-1])
+    assert all(len(chunk.embedding_text) <= 1200 for chunk in chunks)
+
+
+def words_measure(text: str) -> list[int]:
+    """A measure whose unit is the whitespace-separated word."""
+    return [match.start() for match in re.finditer(r"\S+", text)]
+
+
+def test_any_measure_sizes_chunks_and_their_overlap():
+    paragraph = " ".join(numbered_sentences(60, words=5))
+    size = ChunkSize(60, 12, words_measure, "words")
+    chunks = chunk_document("a.md", f"# Long\n\n{paragraph}\n", size=size)
+    assert len(chunks) > 5
+    assert all(len(chunk.embedding_text.split()) <= 60 for chunk in chunks)
+    assert all(len(chunk.embedding_text.split()) >= 45 for chunk in chunks[:-1])  # filled
+    assert without_overlap(chunks) == paragraph.split()
+    for before, after in pairwise(chunks):
+        assert 6 <= len(shared(before.text, after.text).split()) <= 12
+
+
+def test_the_context_line_counts_and_a_long_one_is_shortened():
+    size = ChunkSize(200, 20)
+    long_title = " ".join(["Alpha"] * 30)
+    chunks = chunk_document("a.md", f"# {long_title}\n\n## B\n\n### C\n\nText here.\n", size=size)
+    assert chunks[0].heading_path == (long_title, "B", "C")
+    assert chunks[0].context == "C"  # neither the whole path nor title > … > C fit 50
+    assert chunks[0].embedding_text == "C\nText here."
+    short = chunk_document("a.md", "# T\n\n## B\n\n### C\n\nText.\n", size=size)
+    assert short[0].context == "T > B > C"
+    middle = chunk_document("a.md", f"# T\n\n## {'B' * 50}\n\n### C\n\nText.\n", size=size)
+    assert middle[0].context == "T > \u2026 > C"
+    endless = chunk_document("a.md", f"# {' '.join(['Word'] * 40)}\n\nText.\n", size=size)
+    assert endless[0].context.endswith("Word\u2026")
+    assert len(endless[0].context) <= 50
+    sentences = " ".join(numbered_sentences(30))
+    for chunk in chunk_document("a.md", f"# {long_title}\n\n{sentences}\n", size=size):
+        assert len(chunk.embedding_text) <= 200
 
 
 def random_markdown(rng: random.Random) -> tuple[str, list[str]]:
@@ -442,11 +512,102 @@ def test_random_documents_keep_every_word_whole_and_every_chunk_within_the_limit
     max_chars = rng.randint(100, 1500)
     overlap_chars = rng.randint(0, max_chars - 1 if seed % 3 == 0 else max_chars // 3)
     content, words = random_markdown(rng)
-    chunks = chunk_document("r.md", content, max_chars=max_chars, overlap_chars=overlap_chars)
-    assert all(0 < len(chunk.text) <= max_chars for chunk in chunks)
+    chunks = chunk_document("r.md", content, size=ChunkSize(max_chars, overlap_chars))
+    assert all(0 < len(chunk.embedding_text) <= max_chars for chunk in chunks)
     assert all(chunk.text == chunk.text.strip() for chunk in chunks)
     found = {word.strip(".!?,") for chunk in chunks for word in chunk.text.split()}
     assert found - {"```sql", "```", "-"} == set(words)
+
+
+# --- sized for the local model: its tokens, its window ---------------------------------
+
+# Words that WordPiece cuts into several tokens, punctuation, accents, CJK (a token per
+# character), and a word longer than WordPiece reads (one [UNK] token).
+VOCABULARY = [
+    "vacuum",
+    "autovacuum_naptime",
+    "pg_stat_activity",
+    "naïve",
+    "Größe",
+    "数据库",
+    "(SELECT 1)",
+    "x=1;y=2",
+    "https://www.postgresql.org/docs/15/sql-vacuum.html",
+    "e" * 150,
+    "antidisestablishmentarianism",
+    "3.14159",
+    "—",
+    "it's",
+    "C++",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm_size() -> ChunkSize:
+    from heron.docsearch.minilm import MiniLMEmbedder
+    from heron.docsearch.store import chunk_size_for
+
+    return chunk_size_for(MiniLMEmbedder())
+
+
+@pytest.fixture(scope="module")
+def model_tokens() -> Callable[[str], int]:
+    """Counts tokens the way the model reads text, [CLS] and [SEP] included, straight from
+    the shipped tokenizer file (independent of the code that sizes chunks)."""
+    from importlib import resources
+
+    from tokenizers import Tokenizer
+
+    data = resources.files("heron.docsearch.data").joinpath("minilm-tokenizer.json")
+    tokenizer = Tokenizer.from_str(data.read_text(encoding="utf-8"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()  # the file pads to 128
+    return lambda text: len(tokenizer.encode(text).ids)
+
+
+def random_technical_markdown(rng: random.Random) -> tuple[str, list[str]]:
+    """Like random_markdown, but every word is a unique mix of VOCABULARY, and some
+    headings are long."""
+    content, words = random_markdown(rng)
+    renamed = {word: f"{rng.choice(VOCABULARY)}_{word}" for word in words}
+    content = re.sub(r"\bw\d+\b", lambda match: renamed[match[0]], content)
+    content = re.sub(
+        r"^(#+ Heading \d+)$",
+        lambda match: match[1] + " " + " ".join(rng.choices(VOCABULARY, k=rng.randint(0, 40))),
+        content,
+        flags=re.MULTILINE,
+    )
+    return content, [renamed[word] for word in words]
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_every_chunk_fits_the_minilm_window_and_no_word_is_lost(seed, minilm_size, model_tokens):
+    assert (minilm_size.limit, minilm_size.unit) == (254, "all-MiniLM-L6-v2-int8 tokens")
+    content, words = random_technical_markdown(random.Random(seed))
+    chunks = chunk_document("r.md", content, size=minilm_size)
+    sizes = [model_tokens(chunk.embedding_text) for chunk in chunks]
+    assert max(sizes, default=0) <= 256, "the model would cut off the end of a chunk"
+    assert all(chunk.text == chunk.text.strip() for chunk in chunks)
+    text = "\n".join(chunk.text for chunk in chunks)
+    assert [word for word in words if word not in text] == []
+
+
+def test_long_sections_fill_the_window_with_overlap(minilm_size, model_tokens):
+    paragraph = " ".join(numbered_sentences(120))
+    chunks = chunk_document("a.md", f"# Long\n\n{paragraph}\n", size=minilm_size)
+    sizes = [model_tokens(chunk.embedding_text) for chunk in chunks]
+    assert max(sizes) <= 256
+    assert min(sizes[:-1]) >= 200  # filled, not cut at 1,200 characters (about 150 here)
+    assert without_overlap(chunks) == paragraph.split()
+    for before, after in pairwise(chunks):
+        assert 15 <= model_tokens(shared(before.text, after.text)) - 2 <= 42
+
+
+def test_sizes_in_characters_would_overflow_the_window(model_tokens):
+    # Why chunks are sized in tokens: 1,200 characters of such text are over 256 tokens.
+    content, _ = random_technical_markdown(random.Random(3))
+    sizes = [model_tokens(chunk.embedding_text) for chunk in chunk_document("r.md", content)]
+    assert max(sizes) > 256
 
 
 # --- hashes and incremental re-ingest -------------------------------------------------
@@ -454,13 +615,19 @@ def test_random_documents_keep_every_word_whole_and_every_chunk_within_the_limit
 DOC = "# Guide\n\nIntro.\n\n## Install\n\nUse apt.\n\n## Upgrade\n\nDump first.\n"
 
 
-def test_hashes_are_stable_and_depend_on_heading_path_and_text():
+def test_hashes_are_stable_and_depend_on_what_the_model_reads():
     first, again = chunk_document("a.md", DOC), chunk_document("a.md", DOC)
     assert [chunk.content_hash for chunk in first] == [chunk.content_hash for chunk in again]
-    # Pinned: changing how hashes are made would re-embed every stored chunk.
+    # Pinned: changing how hashes are made re-embeds every stored chunk. (Changed once, when
+    # the context line became part of the hash and chunks began to be sized in tokens.)
     assert first[1].content_hash == (
-        "2844ca51c845d1b6071138c744cb9003c7778acb9579d01b5f0b2d57200cda87"
+        "5eb3b4b7a6e9ad98c57c88bee31c384c369707eaf61e9330e987dae7daeac4ed"
     )
+    assert [chunk.embedding_text for chunk in first] == [
+        "Guide\nIntro.",
+        "Guide > Install\nUse apt.",
+        "Guide > Upgrade\nDump first.",
+    ]
     assert len({chunk.content_hash for chunk in first}) == 3
     renamed = chunk_document("a.md", DOC.replace("## Install", "## Installing"))
     assert [a.content_hash == b.content_hash for a, b in zip(first, renamed, strict=True)] == [
@@ -470,6 +637,9 @@ def test_hashes_are_stable_and_depend_on_heading_path_and_text():
     ]
     moved = chunk_document("other/place.md", "Preface.\n\n" + DOC)
     assert {chunk.content_hash for chunk in first} < {chunk.content_hash for chunk in moved}
+    # The title is in every context line, so a new title re-embeds the whole document.
+    retitled = chunk_document("a.md", DOC.replace("# Guide", "# Handbook"))
+    assert not {chunk.content_hash for chunk in first} & {c.content_hash for c in retitled}
 
 
 def test_chunks_are_immutable_values():
@@ -576,9 +746,9 @@ is to automate the execution of `VACUUM` and `ANALYZE` commands.
 
 
 def test_a_realistic_manual_page():
-    chunks = chunk_document("docs/maintenance.md", ROUTINE_VACUUMING, max_chars=800)
+    chunks = chunk_document("docs/maintenance.md", ROUTINE_VACUUMING, size=ChunkSize(800, 200))
     assert {chunk.title for chunk in chunks} == {"24.1. Routine Vacuuming"}
-    assert all(len(chunk.text) <= 800 for chunk in chunks)
+    assert all(len(chunk.embedding_text) <= 800 for chunk in chunks)
     assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
     sections = list(dict.fromkeys((chunk.heading_path, chunk.anchor) for chunk in chunks))
     assert sections == [

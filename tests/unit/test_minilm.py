@@ -41,6 +41,19 @@ def test_batches_and_padding_do_not_change_a_vector(model):
     assert cosine(alone, batched) > 0.9999
 
 
+def test_vectors_come_back_in_the_order_of_the_texts(model):
+    texts = [f"{n} " + "word " * (60 - n) for n in range(40)]  # longest first
+    vectors = model.embed(texts)
+    assert [vectors[n] for n in (0, 20, 39)] == [model.embed([texts[n]])[0] for n in (0, 20, 39)]
+
+
+def test_tokens_are_counted_as_the_model_reads_them(model):
+    assert model.max_tokens == MAX_TOKENS - 2  # [CLS] and [SEP]
+    starts = model.token_starts("Vacuuming reclaims space")
+    assert starts == [0, 6, 10, 17, 19]  # vacuum ##ing reclaim ##s space
+    assert len(model.token_starts("word " * 1000)) == 1000  # not truncated
+
+
 def test_long_text_is_truncated_not_refused(model):
     (vector,) = model.embed(["word " * (MAX_TOKENS * 4)])
     assert len(vector) == 384

@@ -31,3 +31,15 @@ def test_empty_and_bad_input():
     assert reciprocal_rank_fusion([[], []]) == []
     with pytest.raises(ValueError, match="k must be"):
         reciprocal_rank_fusion([["a"]], k=-1)
+
+
+def test_weights_say_how_much_each_ranking_counts():
+    fused = reciprocal_rank_fusion([["text"], ["vector"]], k=10, weights=[0.5, 1.0])
+    assert fused == [("vector", pytest.approx(1 / 11)), ("text", pytest.approx(0.5 / 11))]
+    # A strong agreement of the weaker ranking still beats a lone vector hit.
+    both = dict(reciprocal_rank_fusion([["a", "b"], ["c", "a"]], k=10, weights=[0.5, 1.0]))
+    assert both["a"] > both["c"] > both["b"]
+    with pytest.raises(ValueError, match="one per ranking"):
+        reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0])
+    with pytest.raises(ValueError, match="not negative"):
+        reciprocal_rank_fusion([["a"]], weights=[-1.0])

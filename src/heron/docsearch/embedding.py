@@ -1,9 +1,11 @@
 """Embedding providers behind one small interface.
 
 Search code depends only on `Embedder`; the provider decides the dimension, and a change
-of provider (its `name`) means re-embedding. `HashingEmbedder` needs no model, no key and
-no network: a lexical baseline, and the deterministic provider the tests use. The local
-MiniLM (heron.docsearch.minilm) is the default without a key; OpenAI with one.
+of provider (its `name`) means re-embedding. A provider that can count its model's tokens
+(`TokenWindow`) gets chunks that fill its window; others get chunks sized in characters.
+`HashingEmbedder` needs no model, no key and no network: a lexical baseline, and the
+deterministic provider the tests use. The local MiniLM (heron.docsearch.minilm) is the
+default without a key; OpenAI with one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ class Embedder(Protocol):
     def dimensions(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class TokenWindow(Protocol):
+    """An embedder that can measure text as its model does, so chunks can fill its window."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The most tokens of text one vector reads (the model's special tokens excluded);
+        the rest of a longer text is cut off."""
+        ...
+
+    def token_starts(self, text: str) -> Sequence[int]:
+        """Where each of the model's tokens of `text` starts (a `chunking.Measure`)."""
+        ...
 
 
 class HashingEmbedder:

@@ -173,6 +173,13 @@ def _parse_text(text: str) -> tuple[str | None, list[Section]]:
 
 
 _SKIP = frozenset({"script", "style", "nav", "header", "footer", "noscript", "template", "svg"})
+# Page furniture that generators mark by class: DocBook's navigation bars and tables of
+# contents (the PostgreSQL manual), Sphinx's sidebar and heading permalinks.
+_SKIP_CLASSES = frozenset(
+    {"navheader", "navfooter", "toc", "breadcrumbs", "sphinxsidebar", "related", "headerlink"}
+)
+# Boxes whose heading is a label ("Note", "Warning"), not a section of the outline.
+_ADMONITIONS = frozenset({"note", "tip", "warning", "caution", "important", "admonition"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BLOCKS = re.compile(  # tags that end a paragraph of text (td and th only add a " | ")
     r"address|article|aside|blockquote|body|caption|d[dlt]|details|div|fig(caption|ure)|form"
@@ -188,19 +195,35 @@ class _HtmlReader(HTMLParser):
         self.outline = _Outline()
         self.title = ""
         self._skipping: tuple[str, int] | None = None  # (tag, nesting depth) being skipped
+        self._admonition: tuple[str, int] | None = None  # (tag, nesting depth) of a note box
         self._in_title = False
         self._heading: tuple[int, str | None] | None = None  # (level, id) while in h1-h6
+        # The id of an element opened since the last text, e.g. DocBook's
+        # <div class="sect2" id="VACUUM-BASICS"><div class="titlepage"><h3>: the anchor of
+        # a heading that has none of its own.
+        self._pending_id: str | None = None
         self._buffer: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
+        classes = set((attributes.get("class") or "").split())
         if self._skipping is not None:
             if tag == self._skipping[0]:
                 self._skipping = (tag, self._skipping[1] + 1)
-        elif tag in _SKIP or attributes.get("role") == "navigation":
+            return
+        if tag in _SKIP or attributes.get("role") == "navigation" or classes & _SKIP_CLASSES:
             self._skipping = (tag, 1)
-        elif tag == "title":
+            return
+        if self._admonition is not None and tag == self._admonition[0]:
+            self._admonition = (tag, self._admonition[1] + 1)
+        elif self._admonition is None and classes & _ADMONITIONS:
+            self._admonition = (tag, 1)
+        if attributes.get("id") and self._heading is None:
+            self._pending_id = attributes["id"]
+        if tag == "title":
             self._in_title = True
+        elif tag in _HEADINGS and self._admonition is not None:
+            self._flush()  # the box's label: a paragraph of its own
         elif tag in _HEADINGS:
             self._flush()
             self._heading = (int(tag[1]), attributes.get("id"))
@@ -221,14 +244,22 @@ class _HtmlReader(HTMLParser):
             if tag == self._skipping[0]:
                 depth = self._skipping[1] - 1
                 self._skipping = (tag, depth) if depth else None
-        elif tag == "title":
+            return
+        if self._admonition is not None and tag == self._admonition[0]:
+            depth = self._admonition[1] - 1
+            self._admonition = (tag, depth) if depth else None
+        if tag == "title":
             self._in_title = False
         elif tag in _HEADINGS and self._heading is not None:
             text = " ".join("".join(self._buffer).split())
             self._buffer.clear()
             if text:
-                self.outline.heading(self._heading[0], text, self._heading[1])
+                anchor = self._heading[1] or self._pending_id
+                self.outline.heading(self._heading[0], text, anchor)
             self._heading = None
+            self._pending_id = None
+        elif tag in _HEADINGS:
+            self._flush()
         elif tag == "pre":
             self._flush(code=True)
         elif _BLOCKS.fullmatch(tag) and self._heading is None:
@@ -241,6 +272,8 @@ class _HtmlReader(HTMLParser):
             self.title += data
         else:
             self._buffer.append(data)
+            if self._heading is None and data.strip():
+                self._pending_id = None
 
     def close(self) -> None:
         super().close()

@@ -8,7 +8,7 @@ and a vector ranking (HNSW, cosine) fused by reciprocal rank fusion.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from pgvector import Vector
@@ -17,13 +17,27 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from heron.config import Config
-from heron.docsearch.chunking import Chunk, DocumentKind, chunk_document, diff_chunks, infer_kind
-from heron.docsearch.embedding import Embedder
+from heron.docsearch.chunking import (
+    CHARACTERS,
+    Chunk,
+    ChunkSize,
+    DocumentKind,
+    chunk_document,
+    diff_chunks,
+    infer_kind,
+)
+from heron.docsearch.chunking import context_path as context_path  # re-exported
+from heron.docsearch.embedding import Embedder, TokenWindow
 from heron.docsearch.ranking import reciprocal_rank_fusion
 from heron.docsearch.vectors import PGVECTOR_AVAILABLE, vector_table_statements
 from heron.errors import HeronError
 
 CANDIDATES = 50  # from each ranker, before fusion
+# Fusion, as tuned on the development questions of `make eval-docs` (PostgreSQL manual):
+# a small k lets the top of each ranking count, and the full-text ranking counts half as
+# much as the vectors (on its own it finds far less: benchmarks/docs_eval/README.md).
+FUSION_K = 10
+FULL_TEXT_WEIGHT = 0.5
 # HNSW candidate list per query: pgvector's default (40) gives recall@10 near 0.88 at 100k
 # chunks; 100 keeps it above 0.95 for about a millisecond more (heron bench docs).
 HNSW_EF_SEARCH = 100
@@ -31,6 +45,30 @@ _COLUMNS = (
     "chunk_id BIGINT NOT NULL REFERENCES doc_chunks (id) ON DELETE CASCADE,"
     " model TEXT NOT NULL, embedding vector NOT NULL, PRIMARY KEY (chunk_id, model)"
 )
+
+# The full-text ranking: each of the query's words (English lexemes, stop words dropped)
+# that a chunk has scores how rare the word is among all chunks (BM25's inverse document
+# frequency) times how the chunk has it (ts_rank: in a heading, the weight-A part of
+# `search`, counts 2.5 times as much as in the text). Any word counts, because a
+# question's words rarely all appear in the passage that answers it; rare words decide.
+# One index scan per word; the statistics are counted, not kept.
+FULL_TEXT: Final = """
+WITH words AS MATERIALIZED (
+    SELECT DISTINCT to_tsquery('simple', quote_literal(lexeme)) AS q
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme
+), chunks AS MATERIALIZED (
+    SELECT count(*)::float AS n FROM doc_chunks
+), weighted AS MATERIALIZED (
+    SELECT w.q, ln(1 + (chunks.n - f.df + 0.5) / (f.df + 0.5)) AS idf
+    FROM words AS w, chunks,
+        LATERAL (SELECT count(*) AS df FROM doc_chunks AS c WHERE c.search @@ w.q) AS f
+)
+SELECT m.id FROM weighted AS w
+    CROSS JOIN LATERAL (
+        SELECT c.id, ts_rank(c.search, w.q) AS rank FROM doc_chunks AS c WHERE c.search @@ w.q
+    ) AS m
+GROUP BY m.id ORDER BY sum(w.idf * m.rank) DESC, m.id LIMIT %(limit)s
+"""
 
 PGVECTOR_MISSING = (
     "the PostgreSQL server has no pgvector extension, so docs search has no vector side: "
@@ -92,11 +130,17 @@ class StoredDocument:
 
 
 class DocStore:
-    """Reads and writes the docs tables for one embedding model."""
+    """Reads and writes the docs tables for one embedding model.
 
-    def __init__(self, conninfo: str, embedder: Embedder) -> None:
+    Chunks are sized for the model (`chunk_size_for`) unless `chunk_size` says otherwise.
+    """
+
+    def __init__(
+        self, conninfo: str, embedder: Embedder, chunk_size: ChunkSize | None = None
+    ) -> None:
         self.conninfo = conninfo
         self.embedder = embedder
+        self.chunk_size = chunk_size or chunk_size_for(embedder)
         self._ready = False
 
     def connect(self) -> psycopg.Connection[dict[str, Any]]:
@@ -127,9 +171,14 @@ class DocStore:
         content: str,
         kind: DocumentKind | None = None,
     ) -> IngestResult:
-        """Bring one document up to date, in one transaction."""
+        """Bring one document up to date, in one transaction.
+
+        Chunks whose hash is new are embedded and added, stored ones that vanished are
+        deleted, and unchanged ones without a vector from this model (the provider
+        changed) are embedded again.
+        """
         kind = kind or infer_kind(source)
-        chunks = chunk_document(source, content, kind=kind)
+        chunks = chunk_document(source, content, kind=kind, size=self.chunk_size)
         title = chunks[0].title if chunks else source
         with conn.transaction():
             row = conn.execute(
@@ -140,29 +189,34 @@ class DocStore:
             ).fetchone()
             assert row is not None
             document_id = int(row["id"])
-            old = {
-                r["content_hash"]: r["id"]
-                for r in conn.execute(
-                    "SELECT id, content_hash FROM doc_chunks WHERE document_id = %s",
-                    (document_id,),
-                )
-            }
+            stored = conn.execute(
+                "SELECT c.id, c.content_hash, e.chunk_id IS NOT NULL AS embedded"
+                " FROM doc_chunks c LEFT JOIN doc_embeddings e"
+                " ON e.chunk_id = c.id AND e.model = %s WHERE c.document_id = %s",
+                (self.embedder.name, document_id),
+            ).fetchall()
+            old = {r["content_hash"]: r["id"] for r in stored}
             added, removed = diff_chunks(set(old), chunks)
             if removed:
                 conn.execute(
                     "DELETE FROM doc_chunks WHERE id = ANY(%s)", ([old[h] for h in removed],)
                 )
             self._insert(conn, document_id, added)
+            unembedded = {r["content_hash"] for r in stored if not r["embedded"]} - removed
+            stale = list(
+                {c.content_hash: c for c in chunks if c.content_hash in unembedded}.values()
+            )
+            self._embed(conn, [(old[c.content_hash], c) for c in stale])
             self._renumber(conn, document_id, chunks)
-        return IngestResult(source, len(added), len(removed), len(chunks) - len(added))
+        return IngestResult(
+            source, len(added) + len(stale), len(removed), len(chunks) - len(added) - len(stale)
+        )
 
     def _insert(
         self, conn: psycopg.Connection[dict[str, Any]], document_id: int, chunks: list[Chunk]
     ) -> None:
-        if not chunks:
-            return
-        vectors = self.embedder.embed([_embedding_text(c) for c in chunks])
-        for chunk, vector in zip(chunks, vectors, strict=True):
+        ids = []
+        for chunk in chunks:
             row = conn.execute(
                 "INSERT INTO doc_chunks (document_id, chunk_index, heading_path, heading_text,"
                 " anchor, text, content_hash) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
@@ -170,16 +224,30 @@ class DocStore:
                     document_id,
                     chunk.index,
                     list(chunk.heading_path),
-                    " ".join(chunk.heading_path),
+                    " ".join(context_path(chunk.title, chunk.heading_path)),
                     chunk.anchor,
                     chunk.text,
                     chunk.content_hash,
                 ),
             ).fetchone()
             assert row is not None
-            conn.execute(
+            ids.append(int(row["id"]))
+        self._embed(conn, list(zip(ids, chunks, strict=True)))
+
+    def _embed(
+        self, conn: psycopg.Connection[dict[str, Any]], chunks: list[tuple[int, Chunk]]
+    ) -> None:
+        """Store this model's vector for each (chunk id, chunk)."""
+        if not chunks:
+            return
+        vectors = self.embedder.embed([chunk.embedding_text for _, chunk in chunks])
+        with conn.cursor() as cursor:
+            cursor.executemany(
                 "INSERT INTO doc_embeddings (chunk_id, model, embedding) VALUES (%s, %s, %s)",
-                (row["id"], self.embedder.name, Vector(vector)),
+                [
+                    (chunk_id, self.embedder.name, Vector(vector))
+                    for (chunk_id, _), vector in zip(chunks, vectors, strict=True)
+                ],
             )
 
     def _renumber(
@@ -247,20 +315,12 @@ class DocStore:
     def search(
         self, conn: psycopg.Connection[dict[str, Any]], query: str, limit: int = 5
     ) -> list[SearchHit]:
-        """The best passages for `query`: full text and vectors, fused by rank."""
+        """The best passages for `query`, one per section: full text and vectors, fused by
+        rank (`FUSION_K`, `FULL_TEXT_WEIGHT`)."""
         if not query.strip():
             return []
         full_text = [
-            r["id"]
-            for r in conn.execute(
-                # Any of the query's words (OR), ranked by how many and how close: a
-                # question's words rarely all appear in the passage that answers it.
-                "SELECT c.id FROM doc_chunks c, ("
-                "  SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(l), ' | '), ''))"
-                "  AS q FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l) AS t"
-                " WHERE c.search @@ t.q ORDER BY ts_rank_cd(c.search, t.q) DESC, c.id LIMIT %s",
-                (query, CANDIDATES),
-            )
+            r["id"] for r in conn.execute(FULL_TEXT, {"query": query, "limit": CANDIDATES})
         ]
         (vector,) = self.embedder.embed([query])
         by_vector = sql.SQL(
@@ -274,31 +334,44 @@ class DocStore:
                 (self.embedder.name, Vector(vector), CANDIDATES),
             )
         ]
-        fused = reciprocal_rank_fusion([full_text, nearest], limit=limit)
+        fused = reciprocal_rank_fusion(
+            [nearest, full_text], k=FUSION_K, weights=[1.0, FULL_TEXT_WEIGHT]
+        )
         if not fused:
             return []
         rows = {
             r["id"]: r
             for r in conn.execute(
-                "SELECT c.id, d.source, d.title, c.heading_path, c.anchor, c.text"
+                "SELECT c.id, c.document_id, d.source, d.title, c.heading_path, c.anchor, c.text"
                 " FROM doc_chunks c JOIN doc_documents d ON d.id = c.document_id"
                 " WHERE c.id = ANY(%s)",
                 ([chunk_id for chunk_id, _ in fused],),
             )
         }
-        return [
-            SearchHit(
-                chunk_id,
-                rows[chunk_id]["source"],
-                rows[chunk_id]["title"],
-                tuple(rows[chunk_id]["heading_path"]),
-                rows[chunk_id]["anchor"],
-                rows[chunk_id]["text"],
-                score,
+        hits: list[SearchHit] = []
+        sections: set[tuple[int, tuple[str, ...]]] = set()
+        for chunk_id, score in fused:
+            row = rows.get(chunk_id)
+            if row is None:  # deleted since the rankings were read
+                continue
+            section = (row["document_id"], tuple(row["heading_path"]))
+            if section in sections:  # the next piece of a section mostly repeats it
+                continue
+            sections.add(section)
+            hits.append(
+                SearchHit(
+                    chunk_id,
+                    row["source"],
+                    row["title"],
+                    section[1],
+                    row["anchor"],
+                    row["text"],
+                    score,
+                )
             )
-            for chunk_id, score in fused
-            if chunk_id in rows
-        ]
+            if len(hits) == limit:
+                break
+        return hits
 
 
 def store_from_config(config: Config) -> DocStore:
@@ -313,13 +386,10 @@ def store_from_config(config: Config) -> DocStore:
     return DocStore(conninfo, make_embedder(config))
 
 
-def context_path(title: str, heading_path: tuple[str, ...]) -> tuple[str, ...]:
-    """Title and headings, without repeating a title that is also the first heading."""
-    if heading_path and heading_path[0] == title:
-        return heading_path
-    return (title, *heading_path)
-
-
-def _embedding_text(chunk: Chunk) -> str:
-    """What the model sees: the title and heading path give a passage its context."""
-    return " > ".join(context_path(chunk.title, chunk.heading_path)) + "\n" + chunk.text
+def chunk_size_for(embedder: Embedder) -> ChunkSize:
+    """Chunks measured in the model's own tokens when it can count them, filling its window
+    (an overlap of about a sixth); else characters (`CHARACTERS`)."""
+    if isinstance(embedder, TokenWindow):
+        limit = embedder.max_tokens
+        return ChunkSize(limit, limit // 6, embedder.token_starts, f"{embedder.name} tokens")
+    return CHARACTERS
