@@ -140,7 +140,7 @@ def _md5(text: str) -> str:
 class CatchUp:
     """Embeds what is pending before a search, at most once every `every` seconds.
 
-    Keeps search current on its own; `heron run` also calls `embed_pending` on a timer.
+    Keeps search current on its own: nothing else embeds new messages in `heron run`.
     A failure is logged and costs only freshness: search goes on with the vectors it has.
     """
 
