@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from heron.config import Config
 from heron.database.models import Attempt, Event, EventStatus
-from heron.errors import EventNotFoundError, EventStateError
+from heron.errors import EventNotFoundError
 from heron.queue import queries
 from heron.queue.enqueue import enqueue
 from heron.queue.retry import RetryPolicy, truncate_error
@@ -117,11 +117,7 @@ class EventProcessor:
         rows = self._run("replay", {"id": event_id})
         if rows:
             return Event.from_row(rows[0])
-        current = self.get_event(event_id)
-        raise EventStateError(
-            f"event {event_id} is {current.status}, not {EventStatus.FAILED}: only failed "
-            "events can be replayed"
-        )
+        raise queries.not_replayable(self.get_event(event_id))
 
     def get_event(self, event_id: int) -> Event:
         """The event with this id; EventNotFoundError if there is none."""

@@ -7,11 +7,20 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from heron.database.models import Event
+from heron.database.models import Event, EventStatus
 from heron.database.named_sql import NamedQueries
+from heron.errors import EventStateError
 from heron.queue.retry import RetryDecision
 
 query = NamedQueries("heron.queue.sql", "queries.sql")
+
+
+def not_replayable(event: Event) -> EventStateError:
+    """Why `replay` changed nothing: the event is not failed (the CLI and the dashboard)."""
+    return EventStateError(
+        f"event {event.id} is {event.status}, not {EventStatus.FAILED}: only failed "
+        "events can be replayed"
+    )
 
 
 def enqueue_params(

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from heron.database.models import Attempt, Event, EventStatus
 from heron.database.named_sql import NamedQueries
-from heron.errors import EventNotFoundError, EventStateError
+from heron.errors import EventNotFoundError
 from heron.queue import queries as queue_sql
 
 query = NamedQueries("heron.web.dashboard.sql", "dashboard.sql")
@@ -93,8 +93,4 @@ class DashboardReader:
         rows = await self._rows(queue_sql.query("replay"), {"id": event_id})
         if rows:
             return Event.from_row(rows[0])
-        current = (await self.event(event_id)).event
-        raise EventStateError(
-            f"event {event_id} is {current.status}, not {EventStatus.FAILED}: only failed "
-            "events can be replayed"
-        )
+        raise queue_sql.not_replayable((await self.event(event_id)).event)
