@@ -5,16 +5,13 @@ Screenshots go to test-artifacts/browser/."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.heron_run import heron_run, workspace_url
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
@@ -40,51 +37,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def heron_url(database_url: str) -> Iterator[str]:
     """A `heron run` on a free port with no Slack tokens, until the test ends."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_"))}
-    env |= {
-        "DATABASE_URL": database_url,
-        "HERON_HTTP_PORT": "0",
-        "HERON_EMBEDDING_PROVIDER": "hashing",
-        "HERON_LOG_FORMAT": "json",
-        "COLUMNS": "300",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "heron", "run", "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    found = threading.Event()
-    url: list[str] = []
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            match = re.search(r"HTTP on (http://[\d.]+:\d+)", line)
-            if match and not url:
-                url.append(match.group(1))
-                found.set()
-        found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert found.wait(90), "heron run did not start"
-        assert url, "".join(lines[-30:])
-        yield url[0]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=10)
-        proc.stderr.close()
+    with heron_run(database_url) as (_, lines):
+        yield workspace_url(lines).rstrip("/")
 
 
 @pytest.fixture
