@@ -11,7 +11,7 @@ import pytest
 from heron.docsearch.chunking import ChunkSize
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
-from heron.docsearch.store import FULL_TEXT, DocStore
+from heron.docsearch.store import FULL_TEXT, RARE_WORD_CHUNKS, DocStore
 
 VACUUM = textwrap.dedent(
     """\
@@ -188,23 +188,71 @@ def test_full_text_lets_rare_words_and_headings_decide(store, tmp_path):
     (root / "mention.md").write_text("# Tuning\n\nSpread checkpoints out over time.\n")
     ingest_path(store, root)
 
-    def ranked(query: str) -> list[str]:
-        with store.connect() as conn:
-            rows = conn.execute(FULL_TEXT, {"query": query, "limit": 10}).fetchall()
-            return [
-                conn.execute("SELECT text FROM doc_chunks WHERE id = %s", (r["id"],)).fetchone()[
-                    "text"
-                ]
-                for r in rows
-            ]
-
     # "table" is in every chunk but one and thrice in some; "toast" is in one.
-    assert ranked("table toast")[0] == "A table keeps oversized values in TOAST."
+    assert full_text(store, "table toast")[0] == "A table keeps oversized values in TOAST."
     # The same word counts more in a heading than in the text.
-    assert ranked("checkpoints")[:2] == [
+    assert full_text(store, "checkpoints")[:2] == [
         "They flush dirty pages.",
         "Spread checkpoints out over time.",
     ]
+
+
+def full_text(store: DocStore, query: str, rare_word_chunks: int = RARE_WORD_CHUNKS) -> list[str]:
+    """The texts the full-text ranking gives, best first."""
+    params = {"query": query, "limit": 10, "rare_word_chunks": rare_word_chunks}
+    with store.connect() as conn:
+        return [
+            conn.execute("SELECT text FROM doc_chunks WHERE id = %s", (r["id"],)).fetchone()["text"]
+            for r in conn.execute(FULL_TEXT, params).fetchall()
+        ]
+
+
+def test_only_the_rarest_words_choose_the_candidates(store, tmp_path):
+    root = tmp_path / "rarity"
+    root.mkdir()
+    for n in range(5):
+        (root / f"table{n}.md").write_text(f"# Tables {n}\n\nA table has rows.\n")
+    (root / "toast.md").write_text("# Storage\n\nA table keeps oversized values in TOAST.\n")
+    (root / "wal.md").write_text("# WAL\n\nThe log is written before the table.\n")
+    ingest_path(store, root)
+    # "toast" (one chunk) and "log" (one) fill a budget of two chunks: "table" (seven)
+    # only scores what they found.
+    assert full_text(store, "table toast log", rare_word_chunks=2) == [
+        "A table keeps oversized values in TOAST.",
+        "The log is written before the table.",
+    ]
+    assert len(full_text(store, "table toast log", rare_word_chunks=3)) == 7
+    # The rarest word always chooses, however common: a query is never left with nothing.
+    assert len(full_text(store, "table", rare_word_chunks=1)) == 7
+    assert full_text(store, "nothing matches this") == []
+
+
+def test_word_counts_follow_every_ingest_and_removal(store, docs, database_url):
+    def counts_match() -> bool:
+        with psycopg.connect(database_url) as conn:
+            kept = dict(conn.execute("SELECT lexeme, chunks FROM doc_terms").fetchall())
+            recount = dict(
+                conn.execute(
+                    "SELECT lexeme, count(*) FROM doc_chunks,"
+                    " unnest(tsvector_to_array(search)) AS lexeme GROUP BY lexeme"
+                    " UNION ALL SELECT '', count(*) FROM doc_chunks"
+                ).fetchall()
+            )
+        return kept == {lexeme: n for lexeme, n in recount.items() if n or lexeme == ""}
+
+    ingest_path(store, docs)
+    assert counts_match()
+    (docs / "vacuum.md").write_text(VACUUM.replace("two billion", "2^31 toasty"))
+    (docs / "notes.txt").unlink()  # its document goes, and its chunks with it (cascade)
+    ingest_path(store, docs)
+    assert counts_match()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE doc_chunks SET text = text || ' appended'")
+        assert conn.execute("SELECT chunks FROM doc_terms WHERE lexeme = 'append'").fetchone()
+    assert counts_match()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM doc_documents")
+        assert conn.execute("SELECT lexeme, chunks FROM doc_terms").fetchall() == [("", 0)]
 
 
 def test_search_gives_one_passage_per_section(store, tmp_path):
