@@ -222,8 +222,11 @@ def test_only_the_rarest_words_choose_the_candidates(store, tmp_path):
         "The log is written before the table.",
     ]
     assert len(full_text(store, "table toast log", rare_word_chunks=3)) == 7
-    # The rarest word always chooses, however common: a query is never left with nothing.
+    # A word alone chooses however common it is; when every word is common, the chunks
+    # with both of the two rarest are the candidates.
     assert len(full_text(store, "table", rare_word_chunks=1)) == 7
+    assert len(full_text(store, "table rows", rare_word_chunks=1)) == 5
+    assert len(full_text(store, "table rows", rare_word_chunks=6)) == 7
     assert full_text(store, "nothing matches this") == []
 
 

@@ -52,10 +52,11 @@ _COLUMNS = (
 # (ts_rank: in a heading, the weight-A part of `search`, counts 2.5 times as much as in
 # the text). Any word counts, because a question's words rarely all appear in the passage
 # that answers it; rare words decide. So only the rarest words choose the candidates:
-# taken rarest first while the chunks they are in number fewer than RARE_WORD_CHUNKS (at
-# least one word always). A common word still scores the candidates, but ranking every
-# chunk that has it would cost time in proportion to the corpus for almost no change in
-# the top results (none in recall on the development questions of `make eval-docs`).
+# taken rarest first while the chunks they are in number fewer than RARE_WORD_CHUNKS;
+# when every word is in that many chunks or more, the chunks with both of the two rarest.
+# A common word still scores the candidates, but ranking every chunk that has it would
+# cost time in proportion to the corpus for almost no change in the top results (none in
+# recall on the development questions of `make eval-docs`).
 RARE_WORD_CHUNKS = 300
 FULL_TEXT: Final = """
 WITH words AS MATERIALIZED (
@@ -67,10 +68,18 @@ WITH words AS MATERIALIZED (
     FROM words AS w JOIN doc_terms AS t ON t.lexeme = w.lexeme
         CROSS JOIN (SELECT chunks::float AS chunks FROM doc_terms WHERE lexeme = '') AS total
     WHERE t.lexeme <> ''
+), ranked AS MATERIALIZED (
+    SELECT lexeme, df, row_number() OVER (ORDER BY df, lexeme) AS n,
+           sum(df) OVER (ORDER BY df, lexeme) - df AS before
+    FROM weighted
 ), rarest AS MATERIALIZED (
-    SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS q
-    FROM (SELECT lexeme, sum(df) OVER (ORDER BY df, lexeme) - df AS before FROM weighted) AS r
-    WHERE before < %(rare_word_chunks)s
+    SELECT CASE
+        WHEN min(df) < %(rare_word_chunks)s OR count(*) = 1 THEN
+            to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')
+                FILTER (WHERE before < %(rare_word_chunks)s))
+        ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' & ') FILTER (WHERE n <= 2))
+    END AS q
+    FROM ranked
 )
 SELECT c.id FROM doc_chunks AS c
 WHERE c.search @@ (SELECT q FROM rarest)
