@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 
 from heron.queue.store import open_pool
@@ -232,6 +233,22 @@ async def test_partitions_are_weekly_made_ahead_and_on_demand(
         database_url, "SELECT to_regclass('slack_messages_w20091228') IS NOT NULL AS ok"
     ) == [{"ok": True}]
     assert rows(database_url, "SELECT count(*) AS n FROM slack_messages_w20091228")[0]["n"] == 1
+
+
+async def test_the_archive_s_statistics_are_refreshed_by_one_process_at_a_time(
+    archive: Archive, database_url: str
+) -> None:
+    await archive.take(callback(message("standup notes", ts=TS), "Ev1"))
+    statistics = (
+        "SELECT most_common_elems::text AS words FROM pg_stats WHERE tablename ="
+        " 'slack_messages' AND inherited AND attname = 'search'"
+    )
+    assert rows(database_url, statistics) == []  # autovacuum never analyzes the parent
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext('heron analyze slack_messages'))")
+        assert await archive.partitions.analyze() is False  # another process is at it
+    assert await archive.partitions.analyze() is True
+    assert "standup" in rows(database_url, statistics)[0]["words"]
 
 
 async def test_a_dropped_partition_is_recreated_on_the_next_write(

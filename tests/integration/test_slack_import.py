@@ -182,6 +182,17 @@ async def test_a_missing_or_corrupt_export_is_a_clear_error(
         await import_export(archive, broken)
 
 
+def analyzed(database_url: str) -> bool:
+    """Whether the archive's parent has statistics (autovacuum never makes them)."""
+    return bool(
+        rows(
+            database_url,
+            "SELECT 1 FROM pg_stats WHERE tablename = 'slack_messages' AND inherited"
+            " AND attname = 'search' AND most_common_elems IS NOT NULL",
+        )
+    )
+
+
 def test_the_command_imports_an_export_and_prints_the_rate(
     fake: SlackFake, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -193,6 +204,7 @@ def test_the_command_imports_an_export_and_prints_the_rate(
     total = len(ws.all_messages([*ws.readable, ws.outside]))
     assert f"imported {total} messages ({total} new), 6 conversations" in result.stdout
     assert "messages/s" in result.stdout
+    assert analyzed(database_url)  # archive search reads the statistics of the whole archive
     again = CliRunner().invoke(app, ["slack", "import", str(export)])
     assert f"({0} new)" in again.stdout
 
@@ -212,6 +224,7 @@ def test_the_command_backfills_through_the_api_and_says_how_long_it_takes(
     assert "skipped outside: the bot is not a member" in result.stderr
     total = len(ws.all_messages(ws.readable))
     assert f"backfilled {total} messages ({total} new) from 4 conversations" in result.stdout
+    assert analyzed(database_url)
     again = CliRunner().invoke(app, [*args, "--channel", "eng"])
     assert "1 conversation: all imported already" in again.stderr
     assert "backfilled 0 messages (0 new) from 1 conversation in 0 pages" in again.stdout

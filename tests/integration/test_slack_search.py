@@ -27,6 +27,7 @@ from heron.slack.events import (
     message_row,
 )
 from heron.slack.search import (
+    COMMON_WORD_SHARE,
     ArchiveQueryError,
     ArchiveReader,
     NotFoundError,
@@ -117,8 +118,21 @@ async def seed(archive: Archive) -> None:
     )
 
 
+def make_plain(database_url: str) -> None:
+    """slack_messages as one plain table (the migration partitions it), to check that
+    search finds the statistics of either kind."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE slack_messages RENAME TO slack_messages_partitioned")
+        conn.execute("CREATE TABLE slack_messages (LIKE slack_messages_partitioned INCLUDING ALL)")
+
+
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+async def pool(
+    database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """The seeded archive; `indirect` parametrization "plain" stores it in a plain table."""
+    if getattr(request, "param", "partitioned") == "plain":
+        make_plain(database_url)
     pool = open_pool(database_url, max_size=4, name="test-slack-search")
     await pool.open()
     try:
@@ -126,6 +140,12 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
         yield pool
     finally:
         await pool.close()
+
+
+async def analyze(pool: AsyncConnectionPool[Any]) -> None:
+    """The statistics search reads (autovacuum never analyzes a partitioned parent)."""
+    async with pool.connection() as conn:
+        await conn.execute("ANALYZE slack_messages")
 
 
 def texts(messages: Any) -> list[str]:
@@ -155,7 +175,13 @@ async def test_each_user_sees_public_channels_and_their_own_private_ones(
     assert [c.id for c in secret_only] == ["GSEC"]
 
 
-async def test_search_only_finds_what_the_user_may_read(pool: AsyncConnectionPool[Any]) -> None:
+@pytest.mark.parametrize("analyzed", [False, True], ids=["no-statistics", "analyzed"])
+async def test_search_only_finds_what_the_user_may_read(
+    pool: AsyncConnectionPool[Any], analyzed: bool
+) -> None:
+    if analyzed:  # every word of this small archive is then common: the rarest chooses
+        await analyze(pool)
+
     async def found(user_id: str, query: str) -> set[str]:
         hits = await ArchiveReader(pool, user_id).search(query, limit=50)
         return {m.text for m, _ in hits}
@@ -282,7 +308,10 @@ async def test_users_by_id_or_name(pool: AsyncConnectionPool[Any]) -> None:
     assert len(await reader.users(None, 3)) == 3
 
 
-async def test_search_filters(pool: AsyncConnectionPool[Any]) -> None:
+@pytest.mark.parametrize("analyzed", [False, True], ids=["no-statistics", "analyzed"])
+async def test_search_filters(pool: AsyncConnectionPool[Any], analyzed: bool) -> None:
+    if analyzed:
+        await analyze(pool)
     reader = ArchiveReader(pool, "UALICE")
 
     async def found(**filters: Any) -> set[str]:
@@ -333,6 +362,86 @@ async def test_the_responder_s_full_text_search_keeps_its_contract(
     assert await search_messages(pool, "UALICE", "<@UHERON>") == []
     review = next(h for h in hits if h.channel_id == "DAB")
     assert review.permalink(WORKSPACE) == "https://acme.slack.com/archives/DAB/p1732579600000100"
+
+
+# -- common words ----------------------------------------------------------------------------
+
+STANDUPS = 150  # messages with "standup": a word far above COMMON_WORD_SHARE
+KUBERNETES = "Standup: the kubernetes upgrade is done"  # in engineering, public
+SECRET_KUBERNETES = "Kubernetes secrets rotate tonight"  # in secret-launch (Alice and Bob)
+
+
+async def add_standups(pool: AsyncConnectionPool[Any]) -> set[str]:
+    """STANDUPS messages in #general with the common word only, and two with a rare one;
+    returns the texts of the first."""
+    rows = [("CGEN", ts(10_000 + i), "UDAVE", f"Standup {i} notes") for i in range(STANDUPS)]
+    rows += [("CENG", ts(20_000), "UALICE", KUBERNETES),
+             ("GSEC", ts(20_100), "UBOB", SECRET_KUBERNETES)]  # fmt: skip
+    await Archive(pool, BOT).save(
+        SaveMessage(message_row(channel, {"ts": when, "user": author, "text": text}))
+        for channel, when, author, text in rows
+    )
+    return {text for _, _, _, text in rows[:STANDUPS]}
+
+
+async def common_shares(pool: AsyncConnectionPool[Any], *words: str) -> dict[str, float]:
+    """ANALYZE's share of messages with each word (absent: not among the most common)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT e.word, f.share FROM pg_stats AS s,"
+            " unnest(s.most_common_elems::text::text[]) WITH ORDINALITY AS e(word, i)"
+            " JOIN unnest(s.most_common_elem_freqs) WITH ORDINALITY AS f(share, i) USING (i)"
+            " WHERE s.tablename = 'slack_messages' AND s.attname = 'search'"
+            " AND e.word = ANY(%s)",
+            (list(words),),
+        )
+        return {row["word"]: row["share"] for row in await cursor.fetchall()}
+
+
+@pytest.mark.parametrize("pool", ["partitioned", "plain"], indirect=True)
+async def test_common_words_rank_but_do_not_choose_the_candidates(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    standups = await add_standups(pool)
+    # No statistics yet (autovacuum never analyzes a partitioned parent): every word
+    # chooses candidates, as before.
+    before = await search_messages(pool, "UDAVE", "standup kubernetes", limit=500)
+    assert before[0].text == KUBERNETES  # both words
+    assert {h.text for h in before} == standups | {KUBERNETES}  # not the private one
+
+    await analyze(pool)
+    shares = await common_shares(pool, "standup", "kubernet")
+    assert shares["standup"] > 0.5 > COMMON_WORD_SHARE >= shares.get("kubernet", 0.0)
+    # "standup" now only ranks: the messages with nothing but it are not candidates.
+    after = await search_messages(pool, "UDAVE", "standup kubernetes", limit=500)
+    assert [h.text for h in after] == [KUBERNETES]
+    alice = await search_messages(pool, "UALICE", "standup kubernetes", limit=500)
+    assert [h.text for h in alice] == [KUBERNETES, SECRET_KUBERNETES]  # ranked by both
+    assert alice[0].rank > alice[1].rank
+    # The MCP server's search: the same candidates, and its filters still apply.
+    dave = ArchiveReader(pool, "UDAVE")
+    found = await dave.search("standup kubernetes", limit=50)
+    assert [m.text for m, _ in found] == [KUBERNETES]
+    assert await dave.search("standup kubernetes", channel="general", limit=50) == []
+    bob = ArchiveReader(pool, "UBOB")
+    by_bob = await bob.search("kubernetes standup", author="bob", limit=50)
+    assert [m.text for m, _ in by_bob] == [SECRET_KUBERNETES]
+
+
+async def test_a_query_of_common_words_only_still_finds_messages(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    standups = await add_standups(pool)
+    await analyze(pool)
+    shares = await common_shares(pool, "standup", "note", "bill")
+    assert min(shares.values()) > COMMON_WORD_SHARE
+    only_standup = await search_messages(pool, "UDAVE", "standup", limit=500)
+    assert {h.text for h in only_standup} == standups | {KUBERNETES}
+    # Every word common: the least common of them ("billing") chooses the candidates.
+    billing = await search_messages(pool, "UDAVE", "standup notes billing", limit=500)
+    assert {h.text for h in billing} == set(names("deploy", "deployed", "vacuum"))
+    words_only = await ArchiveReader(pool, "UDAVE").search("standup notes billing", limit=50)
+    assert {m.text for m, _ in words_only} == set(names("deploy", "deployed", "vacuum"))
 
 
 # -- vectors ---------------------------------------------------------------------------------

@@ -201,6 +201,22 @@ async def test_the_events_api_verifies_signatures_and_answers_url_verification(
     assert rows(database_url, "SELECT text FROM slack_messages") == [{"text": "signed and sealed"}]
 
 
+async def test_maintenance_refreshes_the_archive_s_statistics_at_start(
+    heron: tuple[Runtime, Answers], database_url: str
+) -> None:
+    # Archive search tells common words by them; autovacuum never analyzes the parent.
+    await eventually(
+        lambda: (
+            rows(
+                database_url,
+                "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relname = 'slack_messages'",
+            )
+            == [{"n": 1}]
+        ),
+        what="the whole archive analyzed",
+    )
+
+
 async def test_readiness_reports_slack_workers_and_database(
     heron: tuple[Runtime, Answers], fake: SlackFake
 ) -> None:

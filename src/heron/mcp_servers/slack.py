@@ -23,7 +23,6 @@ from typing import Annotated, Any, Final, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
@@ -45,6 +44,7 @@ from heron.mcp_servers.serving import (
     serve,
     transport_problems,
 )
+from heron.queue.store import open_pool
 from heron.slack import search
 from heron.slack.embeddings import CatchUp, MessageVectors
 
@@ -232,15 +232,7 @@ def build_slack_server(
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[_State]) -> AsyncIterator[_State]:
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=POOL_SIZE,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            open=False,
-            name="heron-mcp-slack",
-            timeout=pool_timeout,
-        )
+        pool = open_pool(conninfo, POOL_SIZE, name="heron-mcp-slack", timeout=pool_timeout)
         await pool.open()
         vectors = MessageVectors(embedder) if embedder is not None else None
         catch_up = CatchUp(vectors, embed_every) if vectors is not None else None

@@ -15,9 +15,10 @@ from heron.queue.retry import RetryPolicy, truncate_error
 
 
 def open_pool(
-    conninfo: str, max_size: int, *, name: str = "heron-queue"
+    conninfo: str, max_size: int, *, name: str = "heron-queue", timeout: float = 10.0
 ) -> AsyncConnectionPool[Any]:
-    """An autocommit pool: every queue statement is its own transaction.
+    """An autocommit pool: every queue statement is its own transaction; a connection is
+    waited for at most `timeout` seconds.
 
     It never hands out a connection the server has closed (a restart, a failover): each
     would fail whatever used it, and an event whose handler fails spends a retry.
@@ -39,7 +40,7 @@ def open_pool(
         kwargs={"autocommit": True, "row_factory": dict_row},
         open=False,
         name=name,
-        timeout=10.0,
+        timeout=timeout,
         reconnect_timeout=3600.0,
         check=check,
     )

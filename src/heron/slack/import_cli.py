@@ -81,8 +81,11 @@ async def _export(config: Config, path: Path, console: Console) -> ExportSummary
                         messages=p.messages, rate=rate)  # fmt: skip
 
     async with _pool(config) as pool:
+        archive = Archive(pool, _NO_BOT)
         with progress:
-            return await import_export(Archive(pool, _NO_BOT), path, on_progress=show)
+            summary = await import_export(archive, path, on_progress=show)
+        await archive.partitions.analyze()  # search tells common words by the statistics
+        return summary
 
 
 def counted(n: int, noun: str) -> str:
@@ -146,7 +149,9 @@ async def _backfill(
             progress = _backfill_progress(console)
             backfill.on_progress = _show_backfill(progress)
             with progress:
-                return await backfill.run(plan)
+                summary = await backfill.run(plan)
+            await backfill.archive.partitions.analyze()  # as after an export import
+            return summary
     finally:
         if client.session is not None and not client.session.closed:
             await client.session.close()

@@ -82,6 +82,30 @@ class Partitions:
             log.info("slack archive partitions created", count=created)
         return created
 
+    async def analyze(self) -> bool:
+        """Refresh the statistics of the whole archive (the partitioned parent, or the
+        hypertable): archive search reads them to tell common words from rare ones
+        (sql/search.sql). Autovacuum analyzes a plain table and each partition, never a
+        partitioned parent. False when there is nothing to do, or another process is at
+        it (one is enough)."""
+        if await self.storage_mode() == "plain":
+            return False
+        async with self.pool.connection() as conn:
+            locked = await (await conn.execute(query("try_lock_analyze"))).fetchone()
+            if not locked or not locked["locked"]:
+                return False
+            try:
+                # PostgreSQL 18 can leave the partitions, which autovacuum keeps, alone.
+                await conn.execute(
+                    "ANALYZE ONLY slack_messages"
+                    if conn.info.server_version >= 180000
+                    else "ANALYZE slack_messages"
+                )
+            finally:
+                await conn.execute(query("unlock_analyze"))
+        log.info("slack archive statistics refreshed")
+        return True
+
     def forget(self) -> None:
         """Drop what this process believes exists (after someone dropped partitions)."""
         self._known.clear()

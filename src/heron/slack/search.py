@@ -5,7 +5,8 @@ channels, and the private channels, DMs and group DMs the user is a member of; n
 deleted channel, a deleted message or a placeholder. A channel the user cannot see is
 reported exactly like one that does not exist. Search is hybrid: full text (any of the
 query's words) and, with pgvector and an embedder, the nearest message vectors, fused by
-reciprocal rank fusion.
+reciprocal rank fusion. Full text ranks by all of the query's words but looks only at the
+messages with one of its uncommon words (COMMON_WORD_SHARE).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from heron.slack.embeddings import Connection, MessageVectors, query
 log = structlog.get_logger(__name__)
 
 CANDIDATES: Final = 50  # from each ranker, before fusion
+# Full text ranks only the messages with one of the query's uncommon words: a word in more
+# than this share of the messages (by ANALYZE's statistics) would have a large part of the
+# archive ranked for every question; it still counts in the ranking (sql/search.sql).
+COMMON_WORD_SHARE: Final = 0.02
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _TS = re.compile(r"^\d{1,12}\.\d{1,6}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -330,6 +335,7 @@ class ArchiveReader:
         params = {
             "user_id": self.user_id,
             "query": words,
+            "common_share": COMMON_WORD_SHARE,
             "limit": limit,
             "exclude_channel": exclude[0],
             "exclude_ts": exclude[1],

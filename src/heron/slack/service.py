@@ -4,6 +4,7 @@ sync, partition upkeep and the queue handlers, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ from heron.slack.outbox import Outbox
 log = structlog.get_logger(__name__)
 
 MAINTENANCE_SECONDS = 3600.0
+ANALYZE_ROUNDS = 24  # maintenance rounds between refreshes of the archive's statistics
 
 
 class SlackError(HeronError):
@@ -158,12 +160,15 @@ class SlackService:
         return self.archive
 
     async def _maintain(self) -> None:
-        """Directory sync at startup and hourly, with the partitions ahead."""
+        """Directory sync at startup and hourly, with the partitions ahead; the archive's
+        statistics at startup and daily."""
         archive = self._archive()
-        while True:
+        for round_ in itertools.count():
             try:
                 await sync_directory(self.client, archive)
                 await archive.partitions.ensure_ahead()
+                if round_ % ANALYZE_ROUNDS == 0:
+                    await archive.partitions.analyze()
             except Exception as error:  # the next round tries again
                 log.warning("slack maintenance failed", error=str(error))
             await asyncio.sleep(MAINTENANCE_SECONDS)

@@ -227,6 +227,13 @@ VALUES (%(event_id)s, %(event_type)s, %(error)s, %(raw)s);
 -- name: storage_mode
 SELECT heron_slack_storage_mode() AS mode;
 
+-- name: try_lock_analyze
+-- One process at a time refreshes the archive's statistics (Partitions.analyze).
+SELECT pg_try_advisory_lock(hashtext('heron analyze slack_messages')) AS locked
+
+-- name: unlock_analyze
+SELECT pg_advisory_unlock(hashtext('heron analyze slack_messages'))
+
 -- name: ensure_partitions
 SELECT heron_slack_ensure_partitions(%(from_at)s, %(to_at)s) AS created;
 

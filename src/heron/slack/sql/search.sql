@@ -142,16 +142,45 @@ ORDER BY m.message_at DESC, m.ts DESC
 LIMIT %(limit)s
 
 -- name: text_candidates
--- Matches of any of the query's words (a question's words rarely all appear in the
--- message that answers it), best first, within the filters. The tsquery is a scalar
--- subquery so that the GIN index on `search` applies.
-, query AS MATERIALIZED (
-    SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(l), ' | '), '')) AS q
-    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l
+-- Ranked by all of the query's words (a question's words rarely all appear in the
+-- message that answers it), best first, within the filters. The candidates to rank are
+-- only the messages with one of its uncommon words: a word in more than `common_share`
+-- of the messages (say "deploy" or "use") would have a large part of the archive ranked
+-- for every question; it still counts in the rank of the candidates.
+-- When every word is common, the least common one chooses them. Shares are ANALYZE's
+-- (most_common_elems of `search`: the partitioned parent's inherited row, or the plain
+-- table's); a word it does not list is rarer than every word it does. Before the first
+-- ANALYZE there are none and every word chooses candidates. The tsqueries are scalar
+-- subqueries so that the GIN index on `search` applies.
+, words AS MATERIALIZED (
+    SELECT l.word, s.freqs[array_position(s.elems, l.word)] AS share
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(word)
+    LEFT JOIN (
+        -- most_common_elem_freqs ends with a few summary numbers past the lexemes'
+        SELECT st.most_common_elems::text::text[] AS elems,
+               st.most_common_elem_freqs AS freqs
+        FROM pg_class AS c
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        JOIN pg_stats AS st ON st.schemaname = n.nspname AND st.tablename = c.relname
+        WHERE c.oid = 'slack_messages'::regclass AND st.attname = 'search'
+        ORDER BY st.inherited DESC
+        LIMIT 1
+    ) AS s ON true
+), query AS MATERIALIZED (
+    SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(w.word), ' | '), '')) AS q,
+           to_tsquery('simple', coalesce(string_agg(quote_literal(w.word), ' | ')
+                                         FILTER (WHERE w.candidate), '')) AS candidates
+    FROM (
+        -- NULLS FIRST: the first word is uncommon whenever any is, else the least common
+        SELECT wd.word,
+               coalesce(wd.share <= %(common_share)s::float8, true)
+               OR row_number() OVER (ORDER BY wd.share NULLS FIRST, wd.word) = 1 AS candidate
+        FROM words AS wd
+    ) AS w
 )
 SELECT m.*, ts_rank_cd(m.search, (SELECT q FROM query)) AS rank
 FROM readable AS m
-WHERE m.search @@ (SELECT q FROM query)
+WHERE m.search @@ (SELECT candidates FROM query)
   AND (%(channel_id)s::text IS NULL OR m.channel_id = %(channel_id)s::text)
   AND (%(author_id)s::text IS NULL OR m.user_id = %(author_id)s::text)
   AND (%(since)s::timestamptz IS NULL OR m.message_at >= %(since)s::timestamptz)
