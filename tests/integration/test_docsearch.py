@@ -221,12 +221,15 @@ def test_only_the_rarest_words_choose_the_candidates(store, tmp_path):
         "A table keeps oversized values in TOAST.",
         "The log is written before the table.",
     ]
-    assert len(full_text(store, "table toast log", rare_word_chunks=3)) == 7
-    # A word alone chooses however common it is; when every word is common, the chunks
-    # with both of the two rarest are the candidates.
+    assert len(full_text(store, "table toast log", rare_word_chunks=8)) == 2
+    assert len(full_text(store, "table toast log", rare_word_chunks=9)) == 7
+    # The rarest word chooses however common it is, unless every word is: then the
+    # chunks with both of the two rarest are the candidates.
     assert len(full_text(store, "table", rare_word_chunks=1)) == 7
     assert len(full_text(store, "table rows", rare_word_chunks=1)) == 5
-    assert len(full_text(store, "table rows", rare_word_chunks=6)) == 7
+    assert len(full_text(store, "table toast", rare_word_chunks=1)) == 1
+    assert len(full_text(store, "table rows", rare_word_chunks=6)) == 5
+    assert len(full_text(store, "table rows", rare_word_chunks=12)) == 7
     assert full_text(store, "nothing matches this") == []
 
 
@@ -256,6 +259,10 @@ def test_word_counts_follow_every_ingest_and_removal(store, docs, database_url):
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM doc_documents")
         assert conn.execute("SELECT lexeme, chunks FROM doc_terms").fetchall() == [("", 0)]
+    ingest_path(store, docs)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE doc_documents CASCADE")
+    assert counts_match()
 
 
 def test_search_gives_one_passage_per_section(store, tmp_path):

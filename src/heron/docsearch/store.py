@@ -52,12 +52,13 @@ _COLUMNS = (
 # (ts_rank: in a heading, the weight-A part of `search`, counts 2.5 times as much as in
 # the text). Any word counts, because a question's words rarely all appear in the passage
 # that answers it; rare words decide. So only the rarest words choose the candidates:
-# taken rarest first while the chunks they are in number fewer than RARE_WORD_CHUNKS;
-# when every word is in that many chunks or more, the chunks with both of the two rarest.
+# the rarest, then the next ones while the chunks they are in add up to RARE_WORD_CHUNKS
+# at most; when every word is in that many chunks or more, the chunks with both of the
+# two rarest.
 # A common word still scores the candidates, but ranking every chunk that has it would
 # cost time in proportion to the corpus for almost no change in the top results (none in
 # recall on the development questions of `make eval-docs`).
-RARE_WORD_CHUNKS = 300
+RARE_WORD_CHUNKS = 1000
 FULL_TEXT: Final = """
 WITH words AS MATERIALIZED (
     SELECT DISTINCT lexeme
@@ -76,7 +77,7 @@ WITH words AS MATERIALIZED (
     SELECT CASE
         WHEN min(df) < %(rare_word_chunks)s OR count(*) = 1 THEN
             to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')
-                FILTER (WHERE before < %(rare_word_chunks)s))
+                FILTER (WHERE before + df <= %(rare_word_chunks)s OR n = 1))
         ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' & ') FILTER (WHERE n <= 2))
     END AS q
     FROM ranked

@@ -66,10 +66,21 @@ DROP TRIGGER IF EXISTS doc_terms_delete ON doc_chunks;
 CREATE TRIGGER doc_terms_delete AFTER DELETE ON doc_chunks
     REFERENCING OLD TABLE AS old_chunks
     FOR EACH STATEMENT EXECUTE FUNCTION heron_doc_terms_delete();
+CREATE OR REPLACE FUNCTION heron_doc_terms_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM doc_terms WHERE lexeme <> '';
+    UPDATE doc_terms SET chunks = 0 WHERE lexeme = '';
+    RETURN NULL;
+END $$;
+
 DROP TRIGGER IF EXISTS doc_terms_update ON doc_chunks;
 CREATE TRIGGER doc_terms_update AFTER UPDATE ON doc_chunks
     REFERENCING OLD TABLE AS old_chunks NEW TABLE AS new_chunks
     FOR EACH STATEMENT EXECUTE FUNCTION heron_doc_terms_update();
+
+DROP TRIGGER IF EXISTS doc_terms_truncate ON doc_chunks;
+CREATE TRIGGER doc_terms_truncate AFTER TRUNCATE ON doc_chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION heron_doc_terms_truncate();
 
 -- Count what was ingested before this migration.
 DELETE FROM doc_terms;
