@@ -27,7 +27,7 @@ from heron.slack.events import (
     message_row,
 )
 from heron.slack.search import (
-    COMMON_WORD_SHARE,
+    COMMON_WORD_MESSAGES,
     ArchiveQueryError,
     ArchiveReader,
     NotFoundError,
@@ -148,6 +148,11 @@ async def analyze(pool: AsyncConnectionPool[Any]) -> None:
         await conn.execute("ANALYZE slack_messages")
 
 
+def common_above(monkeypatch: pytest.MonkeyPatch, messages: int) -> None:
+    """A word is common in more than `messages` messages: these archives are small."""
+    monkeypatch.setattr("heron.slack.search.COMMON_WORD_MESSAGES", messages)
+
+
 def texts(messages: Any) -> list[str]:
     return [m.text for m in messages]
 
@@ -177,9 +182,10 @@ async def test_each_user_sees_public_channels_and_their_own_private_ones(
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["no-statistics", "analyzed"])
 async def test_search_only_finds_what_the_user_may_read(
-    pool: AsyncConnectionPool[Any], analyzed: bool
+    pool: AsyncConnectionPool[Any], analyzed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if analyzed:  # every word of this small archive is then common: the rarest chooses
+    if analyzed:  # every word is then common: the least common chooses the candidates
+        common_above(monkeypatch, 0)
         await analyze(pool)
 
     async def found(user_id: str, query: str) -> set[str]:
@@ -309,8 +315,11 @@ async def test_users_by_id_or_name(pool: AsyncConnectionPool[Any]) -> None:
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["no-statistics", "analyzed"])
-async def test_search_filters(pool: AsyncConnectionPool[Any], analyzed: bool) -> None:
+async def test_search_filters(
+    pool: AsyncConnectionPool[Any], analyzed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if analyzed:
+        common_above(monkeypatch, 0)
         await analyze(pool)
     reader = ArchiveReader(pool, "UALICE")
 
@@ -366,7 +375,7 @@ async def test_the_responder_s_full_text_search_keeps_its_contract(
 
 # -- common words ----------------------------------------------------------------------------
 
-STANDUPS = 150  # messages with "standup": a word far above COMMON_WORD_SHARE
+STANDUPS = 150  # messages with "standup"
 KUBERNETES = "Standup: the kubernetes upgrade is done"  # in engineering, public
 SECRET_KUBERNETES = "Kubernetes secrets rotate tonight"  # in secret-launch (Alice and Bob)
 
@@ -384,24 +393,27 @@ async def add_standups(pool: AsyncConnectionPool[Any]) -> set[str]:
     return {text for _, _, _, text in rows[:STANDUPS]}
 
 
-async def common_shares(pool: AsyncConnectionPool[Any], *words: str) -> dict[str, float]:
-    """ANALYZE's share of messages with each word (absent: not among the most common)."""
+async def messages_with(pool: AsyncConnectionPool[Any], *words: str) -> dict[str, float]:
+    """How many messages have each word by ANALYZE's statistics (absent: not among the
+    most common)."""
     async with pool.connection() as conn:
         cursor = await conn.execute(
-            "SELECT e.word, f.share FROM pg_stats AS s,"
+            "SELECT e.word, f.share * c.reltuples AS n FROM pg_stats AS s"
+            " JOIN pg_class AS c ON c.relname = s.tablename,"
             " unnest(s.most_common_elems::text::text[]) WITH ORDINALITY AS e(word, i)"
             " JOIN unnest(s.most_common_elem_freqs) WITH ORDINALITY AS f(share, i) USING (i)"
             " WHERE s.tablename = 'slack_messages' AND s.attname = 'search'"
             " AND e.word = ANY(%s)",
             (list(words),),
         )
-        return {row["word"]: row["share"] for row in await cursor.fetchall()}
+        return {row["word"]: row["n"] for row in await cursor.fetchall()}
 
 
 @pytest.mark.parametrize("pool", ["partitioned", "plain"], indirect=True)
 async def test_common_words_rank_but_do_not_choose_the_candidates(
-    pool: AsyncConnectionPool[Any],
+    pool: AsyncConnectionPool[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    common_above(monkeypatch, 20)
     standups = await add_standups(pool)
     # No statistics yet (autovacuum never analyzes a partitioned parent): every word
     # chooses candidates, as before.
@@ -410,8 +422,8 @@ async def test_common_words_rank_but_do_not_choose_the_candidates(
     assert {h.text for h in before} == standups | {KUBERNETES}  # not the private one
 
     await analyze(pool)
-    shares = await common_shares(pool, "standup", "kubernet")
-    assert shares["standup"] > 0.5 > COMMON_WORD_SHARE >= shares.get("kubernet", 0.0)
+    counts = await messages_with(pool, "standup", "kubernet")
+    assert counts["standup"] > 100 > 20 >= counts.get("kubernet", 0.0)
     # "standup" now only ranks: the messages with nothing but it are not candidates.
     after = await search_messages(pool, "UDAVE", "standup kubernetes", limit=500)
     assert [h.text for h in after] == [KUBERNETES]
@@ -429,12 +441,13 @@ async def test_common_words_rank_but_do_not_choose_the_candidates(
 
 
 async def test_a_query_of_common_words_only_still_finds_messages(
-    pool: AsyncConnectionPool[Any],
+    pool: AsyncConnectionPool[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    common_above(monkeypatch, 4)
     standups = await add_standups(pool)
     await analyze(pool)
-    shares = await common_shares(pool, "standup", "note", "bill")
-    assert min(shares.values()) > COMMON_WORD_SHARE
+    counts = await messages_with(pool, "standup", "note", "bill")
+    assert min(counts.values()) > 4
     only_standup = await search_messages(pool, "UDAVE", "standup", limit=500)
     assert {h.text for h in only_standup} == standups | {KUBERNETES}
     # Every word common: the least common of them ("billing") chooses the candidates.
@@ -442,6 +455,16 @@ async def test_a_query_of_common_words_only_still_finds_messages(
     assert {h.text for h in billing} == set(names("deploy", "deployed", "vacuum"))
     words_only = await ArchiveReader(pool, "UDAVE").search("standup notes billing", limit=50)
     assert {m.text for m, _ in words_only} == set(names("deploy", "deployed", "vacuum"))
+
+
+async def test_in_an_archive_too_small_for_common_words_any_word_finds(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    await analyze(pool)
+    counts = await messages_with(pool, "bill", "friday")
+    assert 0 < min(counts.values()) <= max(counts.values()) < COMMON_WORD_MESSAGES
+    found = await search_messages(pool, "UDAVE", "billing friday", limit=50)
+    assert {h.text for h in found} == set(names("deploy", "deployed", "vacuum"))
 
 
 # -- vectors ---------------------------------------------------------------------------------

@@ -209,7 +209,8 @@ async def test_maintenance_refreshes_the_archive_s_statistics_at_start(
         lambda: (
             rows(
                 database_url,
-                "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relname = 'slack_messages'",
+                "SELECT analyze_count AS n FROM pg_stat_user_tables"
+                " WHERE relname = 'slack_messages'",
             )
             == [{"n": 1}]
         ),

@@ -6,7 +6,7 @@ deleted channel, a deleted message or a placeholder. A channel the user cannot s
 reported exactly like one that does not exist. Search is hybrid: full text (any of the
 query's words) and, with pgvector and an embedder, the nearest message vectors, fused by
 reciprocal rank fusion. Full text ranks by all of the query's words but looks only at the
-messages with one of its uncommon words (COMMON_WORD_SHARE).
+messages with one of its uncommon words (COMMON_WORD_MESSAGES).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ log = structlog.get_logger(__name__)
 
 CANDIDATES: Final = 50  # from each ranker, before fusion
 # Full text ranks only the messages with one of the query's uncommon words: a word in more
-# than this share of the messages (by ANALYZE's statistics) would have a large part of the
-# archive ranked for every question; it still counts in the ranking (sql/search.sql).
-COMMON_WORD_SHARE: Final = 0.02
+# than this many messages (by ANALYZE's statistics) would have them all ranked for every
+# question; it still counts in the ranking (sql/search.sql).
+COMMON_WORD_MESSAGES: Final = 1000
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _TS = re.compile(r"^\d{1,12}\.\d{1,6}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -335,7 +335,7 @@ class ArchiveReader:
         params = {
             "user_id": self.user_id,
             "query": words,
-            "common_share": COMMON_WORD_SHARE,
+            "common_messages": COMMON_WORD_MESSAGES,
             "limit": limit,
             "exclude_channel": exclude[0],
             "exclude_ts": exclude[1],

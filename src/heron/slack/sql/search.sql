@@ -144,21 +144,22 @@ LIMIT %(limit)s
 -- name: text_candidates
 -- Ranked by all of the query's words (a question's words rarely all appear in the
 -- message that answers it), best first, within the filters. The candidates to rank are
--- only the messages with one of its uncommon words: a word in more than `common_share`
--- of the messages (say "deploy" or "use") would have a large part of the archive ranked
--- for every question; it still counts in the rank of the candidates.
--- When every word is common, the least common one chooses them. Shares are ANALYZE's
--- (most_common_elems of `search`: the partitioned parent's inherited row, or the plain
--- table's); a word it does not list is rarer than every word it does. Before the first
--- ANALYZE there are none and every word chooses candidates. The tsqueries are scalar
--- subqueries so that the GIN index on `search` applies.
+-- only the messages with one of its uncommon words: a word in more than
+-- `common_messages` messages (say "deploy" or "use" in a large archive) would have a
+-- large part of the archive ranked for every question; it still counts in the rank of
+-- the candidates. When every word is common, the least common one chooses them. How
+-- many messages have a word comes from ANALYZE (most_common_elems of `search` times the
+-- rows, for the partitioned parent or the plain table); a word it does not list is
+-- rarer than every word it does. Before the first ANALYZE there are none and every word
+-- chooses candidates, as in an archive too small for any word to be common. The
+-- tsqueries are scalar subqueries so that the GIN index on `search` applies.
 , words AS MATERIALIZED (
-    SELECT l.word, s.freqs[array_position(s.elems, l.word)] AS share
+    SELECT l.word, s.freqs[array_position(s.elems, l.word)] * s.messages AS messages
     FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(word)
     LEFT JOIN (
         -- most_common_elem_freqs ends with a few summary numbers past the lexemes'
         SELECT st.most_common_elems::text::text[] AS elems,
-               st.most_common_elem_freqs AS freqs
+               st.most_common_elem_freqs AS freqs, c.reltuples AS messages
         FROM pg_class AS c
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         JOIN pg_stats AS st ON st.schemaname = n.nspname AND st.tablename = c.relname
@@ -173,8 +174,9 @@ LIMIT %(limit)s
     FROM (
         -- NULLS FIRST: the first word is uncommon whenever any is, else the least common
         SELECT wd.word,
-               coalesce(wd.share <= %(common_share)s::float8, true)
-               OR row_number() OVER (ORDER BY wd.share NULLS FIRST, wd.word) = 1 AS candidate
+               coalesce(wd.messages <= %(common_messages)s::float8, true)
+               OR row_number() OVER (ORDER BY wd.messages NULLS FIRST, wd.word) = 1
+                  AS candidate
         FROM words AS wd
     ) AS w
 )
