@@ -42,7 +42,7 @@ from heron.queue.store import open_pool
 from heron.slack.archive import Archive
 from tests.conftest import wait_until
 from tests.integration.test_mcp_docs import error_text, free_port, healthy, payload
-from tests.integration.test_slack_search import BOT, MESSAGES, T4, T5, seed
+from tests.integration.test_slack_search import BOT, MESSAGES, T4, T5, add_heron, seed
 
 TOOLS = {
     "list_channels": {"name", "limit"},
@@ -51,7 +51,7 @@ TOOLS = {
     "get_thread": {"channel", "thread_ts", "limit"},
     "get_message_context": {"channel", "ts", "before", "after"},
     "get_messages_with_user": {"user", "since", "until", "limit"},
-    "search_messages": {"query", "channel", "author", "since", "until", "limit"},
+    "search_messages": {"query", "channel", "author", "since", "until", "limit", "include_heron"},
 }
 
 
@@ -104,6 +104,9 @@ async def test_tools_have_schemas_and_no_say_in_whose_view_it_is(archive_url: st
         for parameter in tool.input_schema["properties"].values():
             assert parameter.get("description"), (name, parameter)
     assert tools["search_messages"].input_schema["required"] == ["query"]
+    include_heron = tools["search_messages"].input_schema["properties"]["include_heron"]
+    assert (include_heron["type"], include_heron["default"]) == ("boolean", False)
+    assert "left out unless true" in include_heron["description"]
     assert tools["get_thread"].input_schema["required"] == ["channel", "thread_ts"]
 
 
@@ -161,6 +164,25 @@ async def test_every_tool_in_process(archive_url: str) -> None:
             "search_messages", {"query": "billing", "channel": "#general", **one_day}
         )
         assert texts(dated) == text_of("deployed")
+
+
+async def test_search_leaves_heron_out_unless_include_heron(archive_url: str) -> None:
+    pool = open_pool(archive_url, max_size=1, name="test-mcp-slack-heron")
+    await pool.open()
+    try:
+        heron = await add_heron(pool)
+    finally:
+        await pool.close()
+    billing = {"query": "billing deploy", "limit": 50}
+    async with as_user(archive_url, "UDAVE") as client:
+        left_out = found(await client.call_tool("search_messages", billing))
+        assert left_out  # words and vectors find the others
+        assert heron.isdisjoint(h["text"] for h in left_out)
+        assert BOT.user_id not in {h["author_id"] for h in left_out}
+        included = await client.call_tool("search_messages", billing | {"include_heron": True})
+        assert heron <= set(texts(included))
+        explicit = await client.call_tool("search_messages", billing | {"include_heron": False})
+        assert set(texts(explicit)) == {h["text"] for h in left_out}
 
 
 async def test_access_control_through_the_tools(archive_url: str) -> None:

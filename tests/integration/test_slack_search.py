@@ -523,3 +523,96 @@ async def test_hybrid_search_finds_by_meaning_what_words_miss(
     assert {m.channel_id for m, _ in hits} == {"CENG"}
     next_day = await hybrid.search("storage is full", period=Period.parse("2024-11-27", None))
     assert texts(m for m, _ in next_day) == names("deployed")
+
+
+# -- Heron's own messages --------------------------------------------------------------------
+
+# A question put to Heron and its earlier answers.
+HERON: dict[str, tuple[str, str, str, str]] = {
+    "question": ("CGEN", ts(3000), "UDAVE", f"<@{BOT.user_id}> when is the billing deploy?"),
+    "answer": ("CGEN", ts(3060), BOT.user_id, "The billing deploy is scheduled for Friday"),
+    "eng_answer": ("CENG", ts(3120), BOT.user_id, "Vacuum the billing tables weekly, I said"),
+}
+# A mention of someone whose id begins like Heron's: not a question to Heron.
+NOT_HERON = ("CGEN", ts(3180), "UDAVE", f"<@{BOT.user_id}X> the billing deploy, any news?")
+
+
+async def add_heron(pool: AsyncConnectionPool[Any]) -> set[str]:
+    """HERON's messages (returns their texts) and NOT_HERON."""
+    await Archive(pool, BOT).save(
+        SaveMessage(message_row(channel, {"ts": when, "user": author, "text": text}))
+        for channel, when, author, text in (*HERON.values(), NOT_HERON)
+    )
+    return {text for _, _, _, text in HERON.values()}
+
+
+async def test_search_leaves_heron_out_unless_asked_on_both_sides(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    heron = await add_heron(pool)
+    human = set(names("deploy", "deployed", "vacuum")) | {NOT_HERON[3]}
+    words_only = ArchiveReader(pool, "UDAVE")
+    assert {m.text for m, _ in await words_only.search("billing deploy", limit=50)} == human
+    included = await words_only.search("billing deploy", limit=50, include_heron=True)
+    assert {m.text for m, _ in included} == human | heron
+    # The retrieval-only responder leaves out the same messages by the same rule.
+    retrieval = await search_messages(pool, "UDAVE", "billing deploy", bot_user_id=BOT.user_id)
+    assert {h.text for h in retrieval} == human
+
+    # Vectors: words no message has, so that only the vector side finds anything (it
+    # always returns the nearest), through the index and measured exactly.
+    vectors = MessageVectors(HashingEmbedder())
+    async with pool.connection() as conn:
+        await vectors.embed_pending(conn)
+    hybrid = ArchiveReader(pool, "UDAVE", vectors)
+    for filters in ({}, {"channel": "general"}, {"period": Period.parse("2024-11-26", None)}):
+        by_meaning = {m.text for m, _ in await hybrid.search("quokka", limit=50, **filters)}
+        assert by_meaning, filters
+        assert by_meaning.isdisjoint(heron), filters
+        everything = await hybrid.search("quokka", limit=50, include_heron=True, **filters)
+        assert heron & {m.text for m, _ in everything}, filters
+    assert await hybrid.search("quokka", author=BOT.user_id) == []
+    by_heron = await hybrid.search("quokka", author=BOT.user_id, include_heron=True)
+    assert {m.text for m, _ in by_heron} == {HERON["answer"][3], HERON["eng_answer"][3]}
+
+
+async def test_heron_s_answers_do_not_crowd_others_out_of_the_nearest_vectors(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    # More of Heron's answers than the nearest-neighbour scan keeps, all nearer than any
+    # other message: they are left out on the scan, not after it.
+    answer = "The quokka report is in the wiki"
+    await Archive(pool, BOT).save(
+        SaveMessage(
+            message_row(
+                "CGEN", {"ts": ts(40_000 + i), "user": BOT.user_id, "text": f"{answer}, {i}"}
+            )
+        )
+        for i in range(120)
+    )
+    vectors = MessageVectors(HashingEmbedder())
+    async with pool.connection() as conn:
+        await vectors.embed_pending(conn)
+    reader = ArchiveReader(pool, "UDAVE", vectors)
+    # (Only the vector side finds anything; the index is approximate: some, not all.)
+    found = {m.text for m, _ in await reader.search(answer, limit=10)}
+    assert found
+    assert found <= set(names("deploy", "disk", "lunch", "count_me", "pizza", "deployed", "vacuum"))
+    with_heron = await reader.search(answer, limit=10, include_heron=True)
+    assert all(m.text.startswith(answer) for m, _ in with_heron)
+
+
+async def test_without_a_known_bot_user_nothing_is_left_out(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    heron = await add_heron(pool)
+    async with pool.connection() as conn:  # an archive imported from an export only
+        await conn.execute("DELETE FROM slack_workspace")
+    vectors = MessageVectors(HashingEmbedder())
+    async with pool.connection() as conn:
+        await vectors.embed_pending(conn)
+    reader = ArchiveReader(pool, "UDAVE", vectors)
+    assert heron <= {m.text for m, _ in await reader.search("billing deploy", limit=50)}
+    assert heron <= {m.text for m, _ in await reader.search("quokka", limit=50)}
+    by_heron = await reader.search("quokka", author=BOT.user_id, limit=50)
+    assert {m.text for m, _ in by_heron} == {HERON["answer"][3], HERON["eng_answer"][3]}

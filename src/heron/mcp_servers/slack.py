@@ -2,7 +2,8 @@
 
 Seven read-only tools: `list_channels`, `list_users`, `get_channel_history`, `get_thread`,
 `get_message_context`, `get_messages_with_user` and `search_messages` (hybrid: full text
-and vectors, fused by rank). Every message carries its permalink.
+and vectors, fused by rank; Heron's own messages and the questions asked of it are left
+out unless `include_heron`). Every message carries its permalink.
 
 Whose view it is never comes from the model: no tool takes it. Over stdio (and in
 process) it is the server's user, `--as-user` or HERON_MCP_SLACK_USER. Over HTTP the
@@ -357,11 +358,20 @@ def _tools() -> list[Callable[..., Any]]:
         since: _Since = None,
         until: _Until = None,
         limit: _Hits = 10,
+        include_heron: Annotated[
+            bool,
+            Field(
+                description="Heron's own messages (its earlier answers) and the questions "
+                "asked of it (messages mentioning it) are left out unless true"
+            ),
+        ] = False,
     ) -> list[SearchHit]:
         """Search the messages you can read, best first.
 
         Word matches and similar meaning are fused, so a question in natural language
-        works. Read a hit's surroundings with get_message_context or get_thread.
+        works. Heron's own answers and the questions put to it are left out unless
+        include_heron is true. Read a hit's surroundings with get_message_context or
+        get_thread.
         """
         _check("limit", limit, 1, 50)
         period = _period(since, until)
@@ -371,7 +381,12 @@ def _tools() -> list[Callable[..., Any]]:
             if state.catch_up is not None:
                 await state.catch_up.run(state.pool)
             hits = await reader.search(
-                query, channel=channel, author=author, period=period, limit=limit
+                query,
+                channel=channel,
+                author=author,
+                period=period,
+                limit=limit,
+                include_heron=include_heron,
             )
             url = await reader.workspace_url()
         return [

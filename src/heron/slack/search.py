@@ -6,7 +6,8 @@ deleted channel, a deleted message or a placeholder. A channel the user cannot s
 reported exactly like one that does not exist. Search is hybrid: full text (any of the
 query's words) and, with pgvector and an embedder, the nearest message vectors, fused by
 reciprocal rank fusion. Full text ranks by all of the query's words but looks only at the
-messages with one of its uncommon words (COMMON_WORD_MESSAGES).
+messages with one of its uncommon words (COMMON_WORD_MESSAGES). Both rankings leave out
+Heron's own messages and the questions put to it (`searchable`) unless asked not to.
 """
 
 from __future__ import annotations
@@ -200,6 +201,11 @@ def _readable(name: str) -> LiteralString:
     return query("readable") + "\n" + query(name)
 
 
+def _searchable(name: str) -> LiteralString:
+    """A search query: behind the access rules, then the rule that leaves Heron out."""
+    return _readable("searchable") + "\n" + query(name)
+
+
 class ArchiveReader:
     """The archive as `user_id` may read it: every method applies the same rules."""
 
@@ -303,8 +309,14 @@ class ArchiveReader:
         author: str | None = None,
         period: Period | None = None,
         limit: int = 10,
+        include_heron: bool = False,
     ) -> list[tuple[Message, float]]:
-        """Hybrid search, best first: (message, fused score) pairs."""
+        """Hybrid search, best first: (message, fused score) pairs.
+
+        Heron's own messages and the questions that mention it are left out of both
+        rankings unless `include_heron` (Heron's user comes from the saved workspace:
+        without one, nothing is left out).
+        """
         words = _MENTION.sub(" ", text).strip()
         if not words:
             raise ArchiveQueryError("query is empty: pass the words to search for")
@@ -314,6 +326,7 @@ class ArchiveReader:
             **_period(period or Period()),
         }
         async with self.pool.connection() as conn:
+            filters["bot_user_id"] = None if include_heron else await _bot_user_id(conn)
             by_text = await self._text_candidates(conn, words, filters, CANDIDATES)
             by_vector = await self._vector_candidates(conn, words, filters)
         rows = {(r["channel_id"], r["ts"]): r for r in (*by_vector, *by_text)}
@@ -330,7 +343,6 @@ class ArchiveReader:
         filters: dict[str, Any],
         limit: int,
         exclude: tuple[str, str] = ("", ""),
-        bot_user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         params = {
             "user_id": self.user_id,
@@ -339,10 +351,9 @@ class ArchiveReader:
             "limit": limit,
             "exclude_channel": exclude[0],
             "exclude_ts": exclude[1],
-            "bot_user_id": bot_user_id,
             **filters,
         }
-        return await (await conn.execute(_readable("text_candidates"), params)).fetchall()
+        return await (await conn.execute(_searchable("text_candidates"), params)).fetchall()
 
     async def _vector_candidates(
         self, conn: Connection, words: str, filters: dict[str, Any]
@@ -360,7 +371,7 @@ class ArchiveReader:
         # the HNSW index finds the nearest, with access and time checked as it goes.
         exact = filters["channel_id"] is not None or filters["author_id"] is not None
         embedder = vectors.embedder
-        statement = sql.SQL(_readable("vector_exact" if exact else "vector_nearest")).format(
+        statement = sql.SQL(_searchable("vector_exact" if exact else "vector_nearest")).format(
             dims=sql.Literal(embedder.dimensions), model=sql.Literal(embedder.name)
         )
         params = {
@@ -373,6 +384,13 @@ class ArchiveReader:
         async with conn.transaction():
             await vectors.tune(conn)
             return await (await conn.execute(statement, params)).fetchall()
+
+
+async def _bot_user_id(conn: Connection) -> str | None:
+    """Heron's Slack user by the latest saved workspace; None for an archive without one
+    (imported from an export only)."""
+    row = await (await conn.execute(query("bot_user_id"))).fetchone()
+    return None if row is None else str(row["bot_user_id"])
 
 
 def _period(period: Period) -> dict[str, datetime | None]:
@@ -400,10 +418,10 @@ async def search_messages(
     if not words:
         return []
     reader = ArchiveReader(pool, user_id)
-    filters = {"channel_id": None, "author_id": None, **_period(Period())}
+    filters = {"channel_id": None, "author_id": None, "bot_user_id": bot_user_id}
     async with pool.connection() as conn:
         rows = await reader._text_candidates(
-            conn, words, filters, limit, exclude or ("", ""), bot_user_id
+            conn, words, {**filters, **_period(Period())}, limit, exclude or ("", "")
         )
     return [
         MessageHit(

@@ -2,7 +2,8 @@
 --
 -- Access control is defined once, in `readable`, and heron.slack.search runs every other
 -- query of this file behind it (the `readable` text, then the query's): those queries
--- start with `SELECT` or with `, more_ctes AS (...)`. A user reads
+-- start with `SELECT` or with `, more_ctes AS (...)`. Search's queries also run behind
+-- `searchable` (`readable`, then `searchable`, then the query's). A user reads
 --   * public channels (not private, not a DM or group DM) that are not deleted, and
 --   * the private channels, DMs and group DMs they are a member of, not deleted;
 -- never a deleted message or a placeholder (a row with no text yet).
@@ -65,6 +66,12 @@ WHERE %(name)s::text IS NULL OR u.id = upper(%(name)s::text)
 ORDER BY u.deleted, u.is_bot,
          lower(COALESCE(NULLIF(u.display_name, ''), NULLIF(u.real_name, ''), u.name)), u.id
 LIMIT %(limit)s
+
+-- name: bot_user_id
+-- Heron's Slack user, as the latest saved workspace knows it (none: an export only); runs
+-- alone.
+SELECT bot_user_id FROM slack_workspace WHERE bot_user_id <> ''
+ORDER BY updated_at DESC LIMIT 1
 
 -- name: user_by_ref
 -- People an id or a name may mean, an exact id first (runs alone).
@@ -141,6 +148,18 @@ WHERE (m.user_id = %(other_id)s
 ORDER BY m.message_at DESC, m.ts DESC
 LIMIT %(limit)s
 
+-- name: searchable
+-- What search ranks: `readable`, less Heron's own messages and the questions put to it
+-- (the messages that mention it) when Heron's user id is given: an answer made of its
+-- earlier answers and the questions asked of it only has Heron quote itself. The one
+-- definition of that rule, for full text and vectors alike; no id leaves nothing out.
+, searchable AS NOT MATERIALIZED (
+    SELECT m.* FROM readable AS m
+    WHERE %(bot_user_id)s::text IS NULL
+       OR (m.user_id IS DISTINCT FROM %(bot_user_id)s::text
+           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '>') = 0)
+)
+
 -- name: text_candidates
 -- Ranked by all of the query's words (a question's words rarely all appear in the
 -- message that answers it), best first, within the filters. The candidates to rank are
@@ -181,17 +200,13 @@ LIMIT %(limit)s
     ) AS w
 )
 SELECT m.*, ts_rank_cd(m.search, (SELECT q FROM query)) AS rank
-FROM readable AS m
+FROM searchable AS m
 WHERE m.search @@ (SELECT candidates FROM query)
   AND (%(channel_id)s::text IS NULL OR m.channel_id = %(channel_id)s::text)
   AND (%(author_id)s::text IS NULL OR m.user_id = %(author_id)s::text)
   AND (%(since)s::timestamptz IS NULL OR m.message_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR m.message_at < %(until)s::timestamptz)
   AND NOT (m.channel_id = %(exclude_channel)s AND m.ts = %(exclude_ts)s)
-  -- retrieval-only answers skip the bot's own messages and the questions put to it
-  AND (%(bot_user_id)s::text IS NULL
-       OR (m.user_id IS DISTINCT FROM %(bot_user_id)s::text
-           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '>') = 0))
 ORDER BY rank DESC, m.message_at DESC
 LIMIT %(limit)s
 
@@ -199,7 +214,9 @@ LIMIT %(limit)s
 -- The nearest messages by cosine distance, through the model's HNSW index: the model's
 -- name and the dimension are formatted in as literals so that its partial index applies.
 -- Access and time are filters on the index scan itself (pgvector >= 0.8 goes on scanning
--- while they reject); deleted messages drop out in the join.
+-- while they reject); deleted messages drop out in the join. Heron's messages are left out
+-- on the scan too (through `searchable`), else its answers, close to the questions they
+-- answered, could fill the nearest and leave nothing after the join.
 , nearest AS MATERIALIZED (
     SELECT e.channel_id, e.ts,
            e.embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance
@@ -210,12 +227,16 @@ LIMIT %(limit)s
            OR to_timestamp(e.ts::numeric) >= %(since)s::timestamptz)
       AND (%(until)s::timestamptz IS NULL
            OR to_timestamp(e.ts::numeric) < %(until)s::timestamptz)
+      AND (%(bot_user_id)s::text IS NULL
+           OR EXISTS (SELECT 1 FROM searchable AS s
+                      WHERE s.channel_id = e.channel_id AND s.ts = e.ts
+                        AND s.message_at = to_timestamp(e.ts::numeric)))
     ORDER BY e.embedding::vector({dims}) <=> %(vector)s::vector({dims})
     LIMIT %(nearest)s
 )
 SELECT m.*, 1 - n.distance AS rank
 FROM nearest AS n
-JOIN readable AS m ON m.channel_id = n.channel_id AND m.ts = n.ts
+JOIN searchable AS m ON m.channel_id = n.channel_id AND m.ts = n.ts
                   AND m.message_at = to_timestamp(n.ts::numeric)
 ORDER BY n.distance
 LIMIT %(limit)s
@@ -223,7 +244,7 @@ LIMIT %(limit)s
 -- name: vector_exact
 -- Nearest messages within a channel or by an author: few enough to measure them all.
 SELECT m.*, 1 - (e.embedding::vector({dims}) <=> %(vector)s::vector({dims})) AS rank
-FROM readable AS m
+FROM searchable AS m
 JOIN slack_message_embeddings AS e
   ON e.channel_id = m.channel_id AND e.ts = m.ts AND e.model = {model}
 WHERE (%(channel_id)s::text IS NULL OR m.channel_id = %(channel_id)s::text)
