@@ -54,10 +54,9 @@ _COLUMNS = (
 # that answers it; rare words decide. So only the rarest words choose the candidates:
 # the rarest, then the next ones while the chunks they are in add up to RARE_WORD_CHUNKS
 # at most; when every word is in that many chunks or more, the chunks with both of the
-# two rarest.
-# A common word still scores the candidates, but ranking every chunk that has it would
-# cost time in proportion to the corpus for almost no change in the top results (none in
-# recall on the development questions of `make eval-docs`).
+# two rarest. A common word still scores the candidates, but ranking every chunk that has
+# it would cost time in proportion to the corpus for almost no change in the top results
+# (none in recall on the development questions of `make eval-docs`).
 RARE_WORD_CHUNKS = 1000
 FULL_TEXT: Final = """
 WITH words AS MATERIALIZED (

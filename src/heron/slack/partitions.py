@@ -39,7 +39,8 @@ def weeks_of(timestamps: Iterable[str]) -> set[int]:
 
 
 class Partitions:
-    """Creates missing weekly partitions on demand; logs the storage mode once."""
+    """Creates missing weekly partitions on demand and refreshes the archive's statistics;
+    logs the storage mode once."""
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool

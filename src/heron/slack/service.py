@@ -167,8 +167,11 @@ class SlackService:
             try:
                 await sync_directory(self.client, archive)
                 await archive.partitions.ensure_ahead()
-                if round_ % ANALYZE_ROUNDS == 0:
-                    await archive.partitions.analyze()
             except Exception as error:  # the next round tries again
                 log.warning("slack maintenance failed", error=str(error))
+            if round_ % ANALYZE_ROUNDS == 0:
+                try:  # not skipped for a day when Slack failed this round
+                    await archive.partitions.analyze()
+                except Exception as error:
+                    log.warning("slack archive statistics not refreshed", error=str(error))
             await asyncio.sleep(MAINTENANCE_SECONDS)

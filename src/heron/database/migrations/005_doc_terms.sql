@@ -2,10 +2,10 @@
 -- How many chunks have each word (each lexeme of doc_chunks.search): BM25's document
 -- frequency, which the full-text ranking weighs words by and picks candidate words with.
 -- Triggers keep it as chunks come and go, so a search reads a few rows of it instead of
--- counting every word's matches (which grew with the corpus: about 100 ms at 100k
--- chunks). The row for '' (never a lexeme) counts all chunks. Every write to doc_chunks
--- takes that row first, so concurrent ingests wait for each other instead of
--- deadlocking on the words they share.
+-- counting every word's matches, a cost that grew with the corpus. The row for ''
+-- (never a lexeme) counts all chunks. Every write to doc_chunks takes that row first,
+-- so concurrent ingests wait for each other instead of deadlocking on the words they
+-- share.
 
 CREATE TABLE IF NOT EXISTS doc_terms (
     lexeme  TEXT PRIMARY KEY,
@@ -58,6 +58,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE OR REPLACE FUNCTION heron_doc_terms_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM doc_terms WHERE lexeme <> '';
+    UPDATE doc_terms SET chunks = 0 WHERE lexeme = '';
+    RETURN NULL;
+END $$;
+
 DROP TRIGGER IF EXISTS doc_terms_insert ON doc_chunks;
 CREATE TRIGGER doc_terms_insert AFTER INSERT ON doc_chunks
     REFERENCING NEW TABLE AS new_chunks
@@ -66,13 +73,6 @@ DROP TRIGGER IF EXISTS doc_terms_delete ON doc_chunks;
 CREATE TRIGGER doc_terms_delete AFTER DELETE ON doc_chunks
     REFERENCING OLD TABLE AS old_chunks
     FOR EACH STATEMENT EXECUTE FUNCTION heron_doc_terms_delete();
-CREATE OR REPLACE FUNCTION heron_doc_terms_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM doc_terms WHERE lexeme <> '';
-    UPDATE doc_terms SET chunks = 0 WHERE lexeme = '';
-    RETURN NULL;
-END $$;
-
 DROP TRIGGER IF EXISTS doc_terms_update ON doc_chunks;
 CREATE TRIGGER doc_terms_update AFTER UPDATE ON doc_chunks
     REFERENCING OLD TABLE AS old_chunks NEW TABLE AS new_chunks
