@@ -166,7 +166,8 @@ LIMIT %(limit)s
 -- only the messages with one of its uncommon words: a word in more than
 -- `common_messages` messages (say "deploy" or "use" in a large archive) would have a
 -- large part of the archive ranked for every question; it still counts in the rank of
--- the candidates. When every word is common, the least common one chooses them. How
+-- the candidates. When every word is common, the messages with both of the two least
+-- common are the candidates (a single word chooses however common). How
 -- many messages have a word comes from ANALYZE (most_common_elems of `search` times the
 -- rows, for the partitioned parent or the plain table); a word it does not list is
 -- rarer than every word it does. Before the first ANALYZE there are none and every word
@@ -188,14 +189,16 @@ LIMIT %(limit)s
     ) AS s ON true
 ), query AS MATERIALIZED (
     SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(w.word), ' | '), '')) AS q,
-           to_tsquery('simple', coalesce(string_agg(quote_literal(w.word), ' | ')
-                                         FILTER (WHERE w.candidate), '')) AS candidates
+           CASE WHEN bool_or(w.uncommon) OR count(*) < 2 THEN
+                    to_tsquery('simple', coalesce(string_agg(quote_literal(w.word), ' | ')
+                                                  FILTER (WHERE w.uncommon OR w.n = 1), ''))
+                ELSE to_tsquery('simple', string_agg(quote_literal(w.word), ' & ')
+                                          FILTER (WHERE w.n <= 2))
+           END AS candidates
     FROM (
-        -- NULLS FIRST: the first word is uncommon whenever any is, else the least common
-        SELECT wd.word,
-               coalesce(wd.messages <= %(common_messages)s::float8, true)
-               OR row_number() OVER (ORDER BY wd.messages NULLS FIRST, wd.word) = 1
-                  AS candidate
+        -- NULLS FIRST: n = 1 is uncommon whenever any word is, else the least common
+        SELECT wd.word, coalesce(wd.messages <= %(common_messages)s::float8, true) AS uncommon,
+               row_number() OVER (ORDER BY wd.messages NULLS FIRST, wd.word) AS n
         FROM words AS wd
     ) AS w
 )
