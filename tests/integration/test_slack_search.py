@@ -456,9 +456,7 @@ async def test_a_query_of_common_words_only_still_finds_messages(
     alice = await search_messages(pool, "UALICE", "standup kubernetes", limit=500)
     assert [h.text for h in alice] == [KUBERNETES]
     reader = ArchiveReader(pool, "UALICE")
-    assert [m.text for m, _ in await reader.search("kubernetes standup", limit=50)] == [
-        KUBERNETES
-    ]
+    assert [m.text for m, _ in await reader.search("kubernetes standup", limit=50)] == [KUBERNETES]
     notes = await search_messages(pool, "UDAVE", "standup notes", limit=500)
     assert {h.text for h in notes} == standups
 
