@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from heron.docsearch.chunking import ChunkSize
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import FULL_TEXT, RARE_WORD_CHUNKS, DocStore
+from tests.conftest import wait_until
 
 VACUUM = textwrap.dedent(
     """\
@@ -117,6 +119,29 @@ def test_vectors_have_an_hnsw_index_per_model(store, docs, database_url):
             )
         ]
     assert any("hnsw" in d and "vector(384)" in d and "hashing-384" in d for d in indexes)
+
+
+def test_an_ingest_that_changed_chunks_leaves_fresh_statistics(store, docs, database_url):
+    def analyzed() -> dict[str, int]:
+        return dict(
+            rows_of(
+                database_url,
+                "SELECT relname, analyze_count FROM pg_stat_user_tables"
+                " WHERE relname IN ('doc_chunks', 'doc_terms')",
+            )
+        )
+
+    before = analyzed()
+    ingest_path(store, docs)
+    wait_until(lambda: analyzed() == {"doc_chunks": 1, "doc_terms": 1}, what="both analyzed")
+    assert before.get("doc_chunks", 0) == 0
+    ingest_path(store, docs)  # nothing changed: nothing to do
+    assert analyzed() == {"doc_chunks": 1, "doc_terms": 1}
+
+
+def rows_of(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query).fetchall()
 
 
 def test_missing_path_is_a_clear_error(store, tmp_path):

@@ -64,4 +64,6 @@ def ingest_path(
                 on_progress(done, len(files))
         prefix = str(root) if root.is_file() else str(root) + "/"
         gone = store.remove_missing(conn, prefix, {str(p) for p in files})
+        if added or removed or gone:
+            store.settle(conn)
     return IngestTotals(len(files), added, removed, unchanged, gone)

@@ -139,6 +139,8 @@ def ingest_sitemap(
             # A page that failed to download this time is kept, not dropped.
             keep = ingested | {url for url, _ in skipped}
             gone = store.remove_missing(conn, site_prefix(sitemap_url), keep)
+            if added or removed or gone:
+                store.settle(conn)
     finally:
         if own:
             http.close()
