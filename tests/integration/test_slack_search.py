@@ -536,6 +536,7 @@ HERON: dict[str, tuple[str, str, str, str]] = {
     "question": ("CGEN", ts(3000), "UDAVE", f"<@{BOT.user_id}> when is the billing deploy?"),
     "answer": ("CGEN", ts(3060), BOT.user_id, "The billing deploy is scheduled for Friday"),
     "eng_answer": ("CENG", ts(3120), BOT.user_id, "Vacuum the billing tables weekly, I said"),
+    "labelled": ("CGEN", ts(3090), "UBOB", f"<@{BOT.user_id}|heron> and the billing deploy?"),
 }
 # A mention of someone whose id begins like Heron's: not a question to Heron.
 NOT_HERON = ("CGEN", ts(3180), "UDAVE", f"<@{BOT.user_id}X> the billing deploy, any news?")

@@ -157,7 +157,8 @@ LIMIT %(limit)s
     SELECT m.* FROM readable AS m
     WHERE %(bot_user_id)s::text IS NULL
        OR (m.user_id IS DISTINCT FROM %(bot_user_id)s::text
-           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '>') = 0)
+           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '>') = 0
+           AND strpos(m.text, '<@' || %(bot_user_id)s::text || '|') = 0)
 )
 
 -- name: text_candidates
