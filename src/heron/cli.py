@@ -497,7 +497,7 @@ def bench_docs(
         "benchmarks/results/docs.json"
     ),
 ) -> None:
-    """Docs search: ingest chunks/s; vector search p50/p95 and HNSW recall@10 by size."""
+    """Docs search: ingest chunks/s; vector and hybrid search p50/p95, HNSW recall@10."""
     from heron.bench.docs import run_docs_benchmark
 
     try:
