@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import psycopg
 import pytest
 import uvicorn
 from mcp.client import Client
@@ -24,7 +25,7 @@ from mcp_types import CallToolResult, TextContent
 
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
-from heron.docsearch.store import DocStore
+from heron.docsearch.store import POOL_NAME, POOL_SIZE, DocStore
 from heron.errors import ConfigError
 from heron.mcp_servers.docs import build_docs_server, main
 from heron.mcp_servers.serving import build_http_app
@@ -141,6 +142,27 @@ async def test_search_get_and_errors_in_process(store: DocStore) -> None:
         # Still serving after the errors.
         again = payload(await client.call_tool("search_docs", {"query": "LISTEN channel"}))
         assert again["result"][0]["title"] == "NOTIFY"
+
+
+async def test_searches_reuse_the_connections_the_server_keeps(
+    store: DocStore, database_url: str
+) -> None:
+    def kept() -> set[int]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (POOL_NAME,)
+            ).fetchall()
+        return {pid for (pid,) in rows}
+
+    async with Client(build_docs_server(store)) as client:
+        payload(await client.call_tool("search_docs", {"query": "vacuum"}))
+        first = kept()
+        for query in ("disk space", "NOTIFY", "freeze horizon", "LISTEN channel"):
+            payload(await client.call_tool("search_docs", {"query": query}))
+            payload(await client.call_tool("get_document", {"id_or_path": "1"}))
+        assert kept() == first
+        assert 1 <= len(first) <= POOL_SIZE
+    wait_until(lambda: kept() == set(), what="the kept connections closed with the server")
 
 
 async def test_database_failure_is_a_tool_error(database_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from typing import Any
 
 import structlog
@@ -30,18 +31,26 @@ class DocsLookup:
         self.conninfo = conninfo
         self._store: DocStore | None = None
         self._unavailable = False
+        self._opening = threading.Lock()  # searches run in threads: one store, one pool
 
     async def search(self, text: str, limit: int) -> list[SearchHit]:
         if self._unavailable:
             return []
         return await asyncio.to_thread(self._search, text, limit)
 
+    def close(self) -> None:
+        """Close the connections kept for searches."""
+        if self._store is not None:
+            self._store.close()
+
     def _search(self, text: str, limit: int) -> list[SearchHit]:
         from heron.docsearch.embedding import make_embedder
 
         try:
-            if self._store is None:
-                self._store = DocStore(self.conninfo, make_embedder(self.config))
+            with self._opening:
+                if self._store is None:
+                    self._store = DocStore(self.conninfo, make_embedder(self.config))
+                    self._store.open_pool()
             with self._store.connect() as conn:
                 if conn.execute("SELECT 1 FROM doc_chunks LIMIT 1").fetchone() is None:
                     return []

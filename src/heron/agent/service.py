@@ -44,6 +44,7 @@ class AgentService:
         )
         self.hosted: HostedServers | None = None
         self.tools: AgentTools | None = None
+        self.docs: DocsLookup | None = None
         self._recheck: asyncio.Task[None] | None = None
 
     async def start(self, slack: SlackService) -> Responder:
@@ -55,8 +56,8 @@ class AgentService:
                 model=self.config.heron_model,
                 fix="set ANTHROPIC_API_KEY",
             )
-            docs = DocsLookup(self.config, self.conninfo)
-            return RetrievalResponder(self.pool, docs, bot.url, bot_user_id=bot.user_id)
+            self.docs = DocsLookup(self.config, self.conninfo)
+            return RetrievalResponder(self.pool, self.docs, bot.url, bot_user_id=bot.user_id)
         self.hosted = HostedServers(self.config, self.conninfo)
         own = await self.hosted.start()
         self.tools = AgentTools([*own, *self.extra], self.pool)
@@ -85,6 +86,8 @@ class AgentService:
             await self.tools.close()
         if self.hosted is not None:
             await self.hosted.stop()
+        if self.docs is not None:
+            await asyncio.to_thread(self.docs.close)
 
     async def _recheck_loop(self) -> None:
         """A server that failed may come back (and one that worked may fail): look again."""

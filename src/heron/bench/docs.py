@@ -119,7 +119,8 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
     rng = np.random.default_rng(size)
     centers = rng.normal(size=(64, DIMENSIONS)).astype(np.float32)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        DocStore(conninfo, _Synthetic()).connect().close()  # pgvector, table, index DDL
+        with DocStore(conninfo, _Synthetic()).connect():  # pgvector, table, index DDL
+            pass
         register_vector(conn)
         conn.execute("TRUNCATE doc_documents CASCADE")
         conn.execute("DROP INDEX IF EXISTS doc_embeddings_synthetic_384_hnsw")

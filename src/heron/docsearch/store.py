@@ -7,14 +7,18 @@ and a vector ranking (HNSW, cosine) fused by reciprocal rank fusion.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
+import structlog
 from pgvector import Vector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from heron.config import Config
 from heron.docsearch.chunking import (
@@ -32,7 +36,12 @@ from heron.docsearch.ranking import reciprocal_rank_fusion
 from heron.docsearch.vectors import PGVECTOR_AVAILABLE, vector_table_statements
 from heron.errors import HeronError
 
-CANDIDATES = 50  # from each ranker, before fusion
+log = structlog.get_logger(__name__)
+
+POOL_SIZE = 4  # connections a long-lived user keeps (DocStore.open_pool)
+POOL_NAME = "heron-docs"  # their application_name, in pg_stat_activity
+POOL_TIMEOUT = 10.0  # seconds a search waits for one of them
+CANDIDATES = 50  # chunks from each ranker, before fusion
 # Fusion, as tuned on the development questions of `make eval-docs` (PostgreSQL manual):
 # a small k lets the top of each ranking count, and the full-text ranking counts half as
 # much as the vectors (on its own it finds far less: benchmarks/docs_eval/README.md).
@@ -157,6 +166,8 @@ class DocStore:
     """Reads and writes the docs tables for one embedding model.
 
     Chunks are sized for the model (`chunk_size_for`) unless `chunk_size` says otherwise.
+    A long-lived user (an MCP server, the responder) calls `open_pool` and `close`, and
+    its searches reuse connections; otherwise each `connect` opens one.
     """
 
     def __init__(
@@ -166,16 +177,60 @@ class DocStore:
         self.embedder = embedder
         self.chunk_size = chunk_size or chunk_size_for(embedder)
         self._ready = False
+        self._pool: ConnectionPool[Any] | None = None
 
-    def connect(self) -> psycopg.Connection[dict[str, Any]]:
-        conn = psycopg.connect(self.conninfo, row_factory=dict_row)
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A connection ready for the docs tables (pgvector registered, HNSW tuned), its
+        transaction committed at the end of the block (rolled back on an error)."""
+        if self._pool is not None:
+            with self._pool.connection() as pooled:
+                yield pooled
+            return
+        with psycopg.connect(self.conninfo, row_factory=dict_row) as conn:
+            self._prepare(conn)
+            yield conn
+
+    def open_pool(self, max_size: int = POOL_SIZE) -> bool:
+        """Keep up to `max_size` connections for later searches (a new one costs about
+        5 ms, half a search). False, and none kept, when the store cannot be used now
+        (no server, no pgvector): then each search reports why, as without a pool."""
+        if self._pool is not None:
+            return True
+        try:
+            with self.connect():
+                pass
+        except (psycopg.Error, DocSearchError) as error:
+            log.warning("docs search keeps no connections", error=str(error))
+            return False
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "application_name": POOL_NAME},
+            configure=self._prepare,
+            check=ConnectionPool.check_connection,  # not one a server restart closed
+            timeout=POOL_TIMEOUT,
+            name=POOL_NAME,
+            open=False,
+        )
+        pool.open()
+        self._pool = pool
+        return True
+
+    def close(self) -> None:
+        """Close the kept connections, if any."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
         self._ensure_vectors(conn)
         register_vector(conn)
         conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
         conn.commit()
-        return conn
 
-    def _ensure_vectors(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+    def _ensure_vectors(self, conn: psycopg.Connection[Any]) -> None:
         """Create pgvector, doc_embeddings and this model's HNSW index, once per store."""
         if self._ready:
             return

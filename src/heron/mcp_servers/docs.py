@@ -11,7 +11,10 @@ non-loopback address it requires `Authorization: Bearer $HERON_MCP_TOKEN`.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -76,13 +79,24 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 def build_docs_server(store: DocStore) -> MCPServer:
-    """The `heron-docs` MCP server: `search_docs` and `get_document` over `store`."""
+    """The `heron-docs` MCP server: `search_docs` and `get_document` over `store`, whose
+    connections it keeps while it runs."""
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[Any]) -> AsyncIterator[None]:
+        await asyncio.to_thread(store.open_pool)
+        try:
+            yield None
+        finally:
+            await asyncio.to_thread(store.close)
+
     server: MCPServer = MCPServer(
         SERVER_NAME,
         instructions=(
             "Search Heron's ingested documentation with search_docs, then read a whole "
             "document with get_document (by the id or the source a result names)."
         ),
+        lifespan=lifespan,
     )
 
     def search_docs(
