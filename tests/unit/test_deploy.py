@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from heron.cli import app as cli_app
 from heron.cli import db_app
 from heron.config import Config
+from heron.docsearch.store import POOL_SIZE as DOCS_POOL_SIZE
 from heron.errors import ConfigError
 from heron.mcp_servers.slack import POOL_SIZE as SLACK_MCP_POOL_SIZE
 from heron.queue.runner import MAX_ROUND_TRIPS
@@ -112,15 +113,14 @@ def connections_per_process(worker_pool_size: int, db_pool_size: int) -> int:
 
     Mirrors heron.runtime.Runtime (its async pool: max(4, HERON_DB_POOL_SIZE)),
     heron.queue.worker_pool.WorkerPool.serve (MAX_ROUND_TRIPS + min(workers, 8) + 2, plus
-    the LISTEN connection), the Slack MCP server's pool, and one short-lived connection
-    per docs search in flight (at most one per busy worker). Migrations at start use one
-    connection before the pools open.
+    the LISTEN connection), the Slack MCP server's pool, and docs search's pool
+    (heron.docsearch.store.POOL_SIZE). Migrations at start use one connection before the
+    pools open.
     """
     runtime_pool = max(4, db_pool_size)
     worker_pool = MAX_ROUND_TRIPS + min(worker_pool_size, 8) + 2
     listen = 1
-    docs_searches = worker_pool_size
-    return runtime_pool + worker_pool + listen + SLACK_MCP_POOL_SIZE + docs_searches
+    return runtime_pool + worker_pool + listen + SLACK_MCP_POOL_SIZE + DOCS_POOL_SIZE
 
 
 # -- the Dockerfile -------------------------------------------------------------------------
