@@ -15,15 +15,13 @@ import aiohttp
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from slack_sdk.web.async_client import AsyncWebClient
 
 from heron.database.models import Event
 from heron.errors import ModelUnavailable
-from heron.queue.store import open_pool
-from heron.slack.client import retry_handlers
 from heron.slack.handlers import QuestionHandler
 from heron.slack.outbox import Outbox
 from heron.testing.slack import SlackFake
+from tests.integration.test_slack_outbox import outbox_on
 
 ANSWER = " ".join(f"word{n}" for n in range(60))  # long enough to be streamed
 
@@ -56,20 +54,17 @@ def fake() -> Iterator[SlackFake]:
 
 @pytest.fixture
 async def outbox(database_url: str, fake: SlackFake) -> AsyncIterator[Outbox]:
-    pool = open_pool(database_url, max_size=4, name="test-stream-retry")
-    await pool.open()
-    client = AsyncWebClient(
-        token=fake.bot_token, base_url=fake.api_url, retry_handlers=retry_handlers(idempotent=False)
-    )
-    try:
-        yield Outbox(pool, client, bot_user_id=fake.bot_user_id)
-    finally:
-        if client.session is not None:
-            await client.session.close()
-        await pool.close()
+    """One that knows Heron's user: it looks for the streams Heron started."""
+    async with outbox_on(database_url, fake, fake.bot_user_id) as outbox:
+        yield outbox
 
 
-def question_event(database_url: str, payload: dict[str, Any]) -> Event:
+def asked(database_url: str, fake: SlackFake) -> tuple[str, dict[str, Any], Event]:
+    """Ada asks Heron in #eng; (channel, her message, its event, claimed once)."""
+    ada = fake.add_user("ada").id
+    channel = fake.add_channel("eng", members=[ada]).id
+    question = fake.post_user_message(channel, ada, f"<@{fake.bot_user_id}> count for me")
+    payload = {"channel": channel, "ts": question["ts"], "user": ada, "kind": "mention"}
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         row = conn.execute(
             "INSERT INTO events (event_type, payload, status, attempts) "
@@ -77,17 +72,13 @@ def question_event(database_url: str, payload: dict[str, Any]) -> Event:
             (psycopg.types.json.Jsonb(payload),),
         ).fetchone()
     assert row is not None
-    return Event.from_row(row)
+    return channel, question, Event.from_row(row)
 
 
 async def test_a_retry_rewrites_the_stream_a_broken_attempt_left(
     database_url: str, fake: SlackFake, outbox: Outbox
 ) -> None:
-    ada = fake.add_user("ada").id
-    channel = fake.add_channel("eng", members=[ada]).id
-    question = fake.post_user_message(channel, ada, f"<@{fake.bot_user_id}> count for me")
-    payload = {"channel": channel, "ts": question["ts"], "user": ada, "kind": "mention"}
-    event = question_event(database_url, payload)
+    channel, question, event = asked(database_url, fake)
     handler = QuestionHandler(outbox, Answers(break_first=True), max_retries=3)
 
     with pytest.raises(ModelUnavailable):
@@ -107,11 +98,7 @@ async def test_a_retry_rewrites_the_stream_a_broken_attempt_left(
 async def test_a_stream_whose_start_went_unanswered_is_adopted_not_started_twice(
     database_url: str, fake: SlackFake, outbox: Outbox
 ) -> None:
-    ada = fake.add_user("ada").id
-    channel = fake.add_channel("eng", members=[ada]).id
-    question = fake.post_user_message(channel, ada, f"<@{fake.bot_user_id}> count for me")
-    payload = {"channel": channel, "ts": question["ts"], "user": ada, "kind": "mention"}
-    event = question_event(database_url, payload)
+    channel, question, event = asked(database_url, fake)
     handler = QuestionHandler(outbox, Answers(break_first=False), max_retries=3)
     fake.lose_response_next("chat.startStream")  # Slack starts it; the answer never arrives
 
@@ -149,11 +136,7 @@ class Stalls:
 async def test_a_worker_that_lost_its_lease_does_not_overwrite_the_answer(
     database_url: str, fake: SlackFake, outbox: Outbox
 ) -> None:
-    ada = fake.add_user("ada").id
-    channel = fake.add_channel("eng", members=[ada]).id
-    question = fake.post_user_message(channel, ada, f"<@{fake.bot_user_id}> count for me")
-    payload = {"channel": channel, "ts": question["ts"], "user": ada, "kind": "mention"}
-    event = question_event(database_url, payload)
+    channel, question, event = asked(database_url, fake)
     responder = Stalls()
     handler = QuestionHandler(outbox, responder, max_retries=3)
 

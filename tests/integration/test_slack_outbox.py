@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import psycopg
@@ -22,19 +23,28 @@ def fake() -> Iterator[SlackFake]:
         yield fake
 
 
-@pytest.fixture
-async def outbox(database_url: str, fake: SlackFake) -> AsyncIterator[Outbox]:
+@asynccontextmanager
+async def outbox_on(
+    database_url: str, fake: SlackFake, bot_user_id: str | None = None
+) -> AsyncIterator[Outbox]:
+    """An outbox posting to the fake as Heron does (no automatic retry of a post)."""
     pool = open_pool(database_url, max_size=4, name="test-outbox")
     await pool.open()
     client = AsyncWebClient(
         token=fake.bot_token, base_url=fake.api_url, retry_handlers=retry_handlers(idempotent=False)
     )
     try:
-        yield Outbox(pool, client)
+        yield Outbox(pool, client, bot_user_id=bot_user_id)
     finally:
         if client.session is not None:
             await client.session.close()
         await pool.close()
+
+
+@pytest.fixture
+async def outbox(database_url: str, fake: SlackFake) -> AsyncIterator[Outbox]:
+    async with outbox_on(database_url, fake) as outbox:
+        yield outbox
 
 
 def an_event(database_url: str) -> int:
