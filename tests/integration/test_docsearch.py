@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +307,33 @@ def test_search_gives_one_passage_per_section(store, tmp_path):
     assert chunks is not None
     assert chunks["n"] > 3  # the long section is several chunks
     assert [hit.heading_path[-1] for hit in hits] == ["Checkpoints", "Archiving"]
+
+
+def test_the_question_is_embedded_while_the_server_ranks_its_words(database_url, docs):
+    """The full-text query is on its way before the embedding starts: with its table
+    locked, the search still gets as far as embedding the question."""
+    embedding = threading.Event()
+
+    class Watching(HashingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            embedding.set()
+            return super().embed(texts)
+
+    store = DocStore(database_url, Watching())
+    ingest_path(store, docs)
+    with store.connect() as conn:
+        alone = store.search(conn, "send a notification to listening clients")
+    embedding.clear()
+
+    def search() -> list[Any]:
+        with store.connect() as conn:
+            return store.search(conn, "send a notification to listening clients")
+
+    # the lock goes (locker closes) before the thread is waited for, even on a failure
+    with ThreadPoolExecutor(1) as thread, psycopg.connect(database_url) as locker:
+        locker.execute("LOCK TABLE doc_terms IN ACCESS EXCLUSIVE MODE")
+        found = thread.submit(search)
+        assert embedding.wait(timeout=30)
+        assert not found.done()  # its full text still waits for the lock
+        locker.rollback()
+        assert found.result(timeout=30) == alone

