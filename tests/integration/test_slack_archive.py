@@ -247,6 +247,8 @@ async def test_the_archive_s_statistics_are_refreshed_by_one_process_at_a_time(
     with psycopg.connect(database_url, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(hashtext('heron analyze slack_messages'))")
         assert await archive.partitions.analyze() is False  # another process is at it
+        # released here, not by the disconnect (which the server sees a moment later)
+        other.execute("SELECT pg_advisory_unlock(hashtext('heron analyze slack_messages'))")
     assert await archive.partitions.analyze() is True
     assert "standup" in rows(database_url, statistics)[0]["words"]
 
