@@ -28,16 +28,8 @@ from heron.config import Config
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.minilm import MiniLMEmbedder
 from heron.errors import ConfigError
-from heron.mcp_servers.slack import (
-    NO_IDENTITY,
-    USER_HEADER,
-    HttpAuth,
-    build_http_app,
-    build_slack_server,
-    http_auth,
-    main,
-    parse_user_tokens,
-)
+from heron.mcp_servers.slack import NO_IDENTITY, build_http_app, build_slack_server, main
+from heron.mcp_servers.slack_identity import USER_HEADER, HttpAuth, http_auth, parse_user_tokens
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive
 from tests.conftest import wait_until

@@ -18,8 +18,9 @@ from heron.docsearch.store import DocStore
 from heron.mcp_servers import serving
 from heron.mcp_servers.docs import build_docs_server
 from heron.mcp_servers.github import build_github_server
-from heron.mcp_servers.slack import HttpAuth, build_slack_server
 from heron.mcp_servers.slack import build_http_app as build_slack_http_app
+from heron.mcp_servers.slack import build_slack_server
+from heron.mcp_servers.slack_identity import HttpAuth
 from heron.web.server import HttpServer
 
 log = structlog.get_logger(__name__)

@@ -16,8 +16,7 @@ the private channels, DMs and group DMs they belong to; never a deleted message.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
@@ -26,37 +25,38 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
-from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from heron.config import Config
 from heron.docsearch.embedding import Embedder
 from heron.errors import ConfigError
 from heron.mcp_servers.serving import (
-    HEALTH_PATH,
     MCP_PATH,
     TOKEN_ENV,
     add_health,
     add_tool,
     as_tool_errors,
-    configured_token,
-    http_token,
     serve,
     transport_problems,
+)
+from heron.mcp_servers.slack_identity import (
+    IDENTITY,
+    SERVER_NAME,
+    TRUSTED,
+    USER_HEADER,
+    USER_TOKENS_ENV,
+    HttpAuth,
+    IdentityMiddleware,
+    http_auth,
+    parse_user_tokens,
 )
 from heron.queue.store import open_pool
 from heron.slack import search
 from heron.slack.embeddings import CatchUp, MessageVectors
 
-SERVER_NAME: Final = "heron-slack"
 USER_ENV: Final = "HERON_MCP_SLACK_USER"
-USER_TOKENS_ENV: Final = "HERON_MCP_USER_TOKENS"
-USER_HEADER: Final = "X-Heron-Slack-User"
 EMBED_EVERY: Final = 30.0  # seconds between catch-ups before a search
 POOL_SIZE: Final = 4
-_IDENTITY: Final = "heron_slack_user"  # where the HTTP middleware leaves the user
-_TRUSTED: Final = "heron_slack_trusted"  # the request came with the main token (or none exist)
 ASKER_META: Final = "heron/slack_user"  # request metadata naming the asker (trusted only)
 NO_IDENTITY: Final = (
     "no Slack user to read the archive as: over stdio start the server with --as-user "
@@ -179,8 +179,8 @@ def _reader(ctx: SlackContext) -> search.ArchiveReader:
     """A reader for the caller's Slack user: the server's, or what the HTTP layer decided."""
     state = ctx.request_context.lifespan_context
     request = ctx.request_context.request
-    user = state.user if request is None else request.scope.get("state", {}).get(_IDENTITY)
-    if request is not None and request.scope.get("state", {}).get(_TRUSTED):
+    user = state.user if request is None else request.scope.get("state", {}).get(IDENTITY)
+    if request is not None and request.scope.get("state", {}).get(TRUSTED):
         # Heron's agent keeps one session and names the asker with every call.
         asker = (ctx.request_context.meta or {}).get(ASKER_META)
         user = asker if isinstance(asker, str) and asker else user
@@ -424,103 +424,6 @@ async def _page(reader: search.ArchiveReader, page: search.Page) -> Messages:
 # -- HTTP: who is asking ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HttpAuth:
-    """Decides, per HTTP request, whether it may in and whose view it reads."""
-
-    main_token: str | None
-    user_tokens: Mapping[str, str]  # token -> Slack user id
-    default_user: str | None = None
-
-    def identify(self, authorization: str, asserted: str | None) -> tuple[bool, str | None]:
-        """(let in, user). The header only counts with the main token or without tokens."""
-        scheme, _, supplied = authorization.partition(" ")
-        token = supplied.strip().encode() if scheme.lower() == "bearer" else b""
-        if self.main_token is None and not self.user_tokens:
-            return True, asserted or self.default_user
-        if token and self.main_token and hmac.compare_digest(token, self.main_token.encode()):
-            return True, asserted or self.default_user
-        for candidate, user in self.user_tokens.items():
-            if token and hmac.compare_digest(token, candidate.encode()):
-                return True, user  # a user's token is that user, whatever the header says
-        return False, None
-
-    def trusted(self, authorization: str) -> bool:
-        """Whether the request may name its user itself: the main token, or no tokens."""
-        if self.main_token is None and not self.user_tokens:
-            return True
-        scheme, _, supplied = authorization.partition(" ")
-        token = supplied.strip().encode() if scheme.lower() == "bearer" else b""
-        return bool(
-            token and self.main_token and hmac.compare_digest(token, self.main_token.encode())
-        )
-
-
-class IdentityMiddleware:
-    """Refuses unknown tokens (401) and records whose view each request reads."""
-
-    def __init__(self, app: ASGIApp, auth: HttpAuth) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        let_in, user = self.auth.identify(
-            headers.get("authorization", ""), headers.get(USER_HEADER)
-        )
-        if not let_in:
-            response = JSONResponse(
-                {
-                    "error": "invalid_token",
-                    "error_description": f"send Authorization: Bearer ${TOKEN_ENV}, "
-                    f"or a token of {USER_TOKENS_ENV}",
-                },
-                status_code=401,
-                headers={"WWW-Authenticate": f'Bearer realm="{SERVER_NAME}"'},
-            )
-            await response(scope, receive, send)
-            return
-        state = {
-            **scope.get("state", {}),
-            _IDENTITY: user.strip() if user else None,
-            _TRUSTED: self.auth.trusted(headers.get("authorization", "")),
-        }
-        await self.app({**scope, "state": state}, receive, send)
-
-
-def parse_user_tokens(text: str) -> dict[str, str]:
-    """HERON_MCP_USER_TOKENS ("token:U123,token2:U456") as {token: user}; ConfigError."""
-    tokens: dict[str, str] = {}
-    problems = []
-    for number, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), 1):
-        token, _, user = entry.rpartition(":")
-        if not token.strip() or not search.is_user_id(user.strip()):
-            problems.append(f"{USER_TOKENS_ENV}: entry {number} is not token:U0123ABCD")
-        elif token.strip() in tokens:
-            problems.append(f"{USER_TOKENS_ENV}: entry {number} repeats an earlier token")
-        else:
-            tokens[token.strip()] = user.strip()
-    if problems:
-        raise ConfigError(problems)
-    return tokens
-
-
-def http_auth(
-    host: str,
-    user_tokens: Mapping[str, str],
-    default_user: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> HttpAuth:
-    """The HTTP rules; off loopback, some token (main or per user) is required."""
-    main_token = configured_token(environ) if user_tokens else http_token(host, environ)
-    if main_token is not None and main_token in user_tokens:
-        raise ConfigError([f"{USER_TOKENS_ENV}: a user's token must differ from {TOKEN_ENV}"])
-    return HttpAuth(main_token, dict(user_tokens), default_user)
-
-
 def build_http_app(server: MCPServer[_State], host: str, auth: HttpAuth) -> ASGIApp:
     """Streamable HTTP at /mcp behind IdentityMiddleware; /health stays open."""
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
@@ -600,14 +503,11 @@ if __name__ == "__main__":
 
 
 __all__: list[str] = [
-    "HttpAuth",
     "SearchHit",
     "SlackChannel",
     "SlackMessage",
     "SlackUser",
     "build_http_app",
     "build_slack_server",
-    "http_auth",
     "main",
-    "parse_user_tokens",
 ]
