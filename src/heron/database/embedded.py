@@ -64,7 +64,13 @@ def start_embedded(
             f"(see {pgdata / 'log'}; or set DATABASE_URL to use another server)"
         ) from error
     admin_url: str = server.get_uri()
-    _tune(server, pgdata, admin_url, started=not was_running)
+    try:
+        _tune(server, pgdata, admin_url, started=not was_running)
+    except subprocess.CalledProcessError as error:
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {pgdata} did not come back from its restart: "
+            f"{error} (see {pgdata / 'log'})"
+        ) from error
     _ensure_database(admin_url, database)
     return str(server.get_uri(database))
 
