@@ -500,14 +500,39 @@ def bench_docs(
     """Docs search: ingest chunks/s; vector and hybrid search p50/p95, HNSW recall@10."""
     from heron.bench.docs import run_docs_benchmark
 
-    try:
-        counts = [int(part) for part in sizes.split(",") if part.strip()]
-    except ValueError:
-        raise HeronError(f"--sizes must be numbers separated by commas, not {sizes!r}") from None
-    if not counts or min(counts) < 100 or documents < 1:
-        raise HeronError("--sizes needs values of at least 100 and --documents at least 1")
+    counts = _sizes(sizes, minimum=100)
+    if documents < 1:
+        raise HeronError("--documents needs at least 1")
     config = load_config()
     run_docs_benchmark(config, sizes=counts, documents=documents, output=output, console=out)
+
+
+@bench_app.command("search")
+@one_line_errors
+def bench_search(
+    sizes: Annotated[str, typer.Option(help="Archive sizes in messages, comma-separated")] = (
+        "10000,100000"
+    ),
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results")] = Path(
+        "benchmarks/results/slack_search.json"
+    ),
+) -> None:
+    """Slack archive search: hybrid (with and without Heron's messages) and full text, p50/p95."""
+    from heron.bench.slack_search import run_search_benchmark
+
+    config = load_config()
+    run_search_benchmark(config, sizes=_sizes(sizes, minimum=100), output=output, console=out)
+
+
+def _sizes(text: str, *, minimum: int) -> list[int]:
+    """--sizes: numbers separated by commas, each at least `minimum`."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise HeronError(f"--sizes must be numbers separated by commas, not {text!r}") from None
+    if not counts or min(counts) < minimum:
+        raise HeronError(f"--sizes needs values of at least {minimum}")
+    return counts
 
 
 @bench_app.command("agent")
