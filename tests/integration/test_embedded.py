@@ -68,7 +68,8 @@ def test_the_server_restarted_for_tuning_still_stops_with_its_process(tmp_path: 
 def test_a_size_the_server_cannot_start_with_falls_back_to_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "shared_buffers_for", lambda memory: "4TB")  # no such memory
+    # 4TB: more than RAM and swap, which Linux refuses to map by default (overcommit 0)
+    monkeypatch.setattr(embedded, "shared_buffers_for", lambda memory: "4TB")
     try:
         url = embedded.start_embedded(tmp_path, stop_at_exit=False)
         assert shared_buffers(url) == embedded.DEFAULT_SHARED_BUFFERS

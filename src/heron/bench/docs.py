@@ -51,8 +51,8 @@ WORDS_PER_CHUNK = 120
 WORDS_PER_QUESTION = 6
 
 
-class _Synthetic:
-    """Stands in for a model of DIMENSIONS so that DocStore builds the same index shape;
+class SyntheticEmbedder:
+    """Stands in for a model of DIMENSIONS so that the stores build the same index shape;
     it "embeds" a question as the vector set for it."""
 
     name = SYNTHETIC_MODEL
@@ -120,7 +120,7 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
     rng = np.random.default_rng(size)
     centers = rng.normal(size=(64, DIMENSIONS)).astype(np.float32)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        with DocStore(conninfo, _Synthetic()).connect():  # pgvector, table, index DDL
+        with DocStore(conninfo, SyntheticEmbedder()).connect():  # pgvector, table, index DDL
             pass
         register_vector(conn)
         conn.execute("TRUNCATE doc_documents CASCADE")
@@ -141,7 +141,7 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
                 (doc[0], WORDS_PER_CHUNK, size),
             )
         ]
-        vectors = _clustered(rng, centers, size)
+        vectors = clustered_vectors(rng, centers, size)
         with conn.cursor().copy(
             "COPY doc_embeddings (chunk_id, model, embedding) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
@@ -160,7 +160,7 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
         for table in ("doc_embeddings", "doc_chunks", "doc_terms"):
             conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
         conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
-        queries = _clustered(rng, centers, QUERIES)
+        queries = clustered_vectors(rng, centers, QUERIES)
         latencies, recalls = [], []
         for query in queries:
             start = time.perf_counter()
@@ -189,7 +189,7 @@ def _hybrid_search(
 ) -> dict[str, float]:
     """Latency percentiles of whole searches, questions of words drawn like the text's,
     through a kept pool as the docs MCP server and the responder search."""
-    embedder = _Synthetic()
+    embedder = SyntheticEmbedder()
     store = DocStore(conninfo, embedder)
     latencies = []
     if not store.open_pool():
@@ -218,7 +218,7 @@ def _nearest(conn: psycopg.Connection[Any], query: np.ndarray[Any, Any]) -> list
     return [row[0] for row in conn.execute(_NEAREST, (SYNTHETIC_MODEL, Vector(query)))]
 
 
-def _clustered(
+def clustered_vectors(
     rng: np.random.Generator, centers: np.ndarray[Any, Any], n: int
 ) -> np.ndarray[Any, Any]:
     """Unit vectors around random centres: real embeddings cluster by topic."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heron.bench.database import drop, recreate
+from heron.bench.docs import DIMENSIONS, SyntheticEmbedder, clustered_vectors
 from heron.bench.stats import percentile
 from heron.config import Config
 from heron.database.connection import resolve_database_url
@@ -40,8 +41,6 @@ from heron.slack.events import BotIdentity, SaveChannel, message_row
 from heron.slack.search import ArchiveReader, search_messages
 
 BENCH_DATABASE = "heron_bench_search"
-DIMENSIONS = 384
-SYNTHETIC_MODEL = "synthetic-384"
 CHANNELS = 10
 QUESTIONS = 200
 VOCABULARY = 20_000
@@ -50,19 +49,6 @@ WORDS_PER_QUESTION = 6
 READER = "UREADER"
 BOT = BotIdentity(user_id="UHERON", bot_id="BHERON", team_id="TBENCH", url="https://b.slack.com/")
 _START = 1_700_000_000  # the first message's ts; one a minute after it
-
-
-class _Synthetic:
-    """A model of DIMENSIONS whose vector for any text is the one set for the question."""
-
-    name = SYNTHETIC_MODEL
-    dimensions = DIMENSIONS
-
-    def __init__(self) -> None:
-        self.vector: list[float] = [0.0] * DIMENSIONS
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self.vector for _ in texts]
 
 
 def run_search_benchmark(
@@ -98,15 +84,15 @@ async def _measure(conninfo: str, size: int) -> dict[str, Any]:
     await pool.open(wait=True)
     try:
         start = time.perf_counter()
-        embedder = _Synthetic()
-        await _load(pool, embedder, size, rng)
+        embedder = SyntheticEmbedder()
+        centers = rng.normal(size=(64, DIMENSIONS)).astype(np.float32)  # the topics
+        await _load(pool, embedder, size, rng, centers)
         loaded = time.perf_counter() - start
         vectors = MessageVectors(embedder)
         reader = ArchiveReader(pool, READER, vectors)
-        centers = rng.normal(size=(64, DIMENSIONS)).astype(np.float32)
         questions = [
-            (_words(rng, WORDS_PER_QUESTION), vector)
-            for vector in _clustered(rng, centers, QUESTIONS)
+            (_words(rng, WORDS_PER_QUESTION), [float(x) for x in vector])
+            for vector in clustered_vectors(rng, centers, QUESTIONS)
         ]
 
         async def hybrid(text: str, include_heron: bool) -> None:
@@ -127,7 +113,7 @@ async def _measure(conninfo: str, size: int) -> dict[str, Any]:
 
 async def _time(
     questions: list[tuple[str, list[float]]],
-    embedder: _Synthetic,
+    embedder: SyntheticEmbedder,
     search: Callable[[str], Awaitable[None]],
 ) -> dict[str, float]:
     latencies = []
@@ -140,7 +126,11 @@ async def _time(
 
 
 async def _load(
-    pool: AsyncConnectionPool[Any], embedder: _Synthetic, size: int, rng: np.random.Generator
+    pool: AsyncConnectionPool[Any],
+    embedder: SyntheticEmbedder,
+    size: int,
+    rng: np.random.Generator,
+    centers: np.ndarray[Any, Any],
 ) -> None:
     """The archive (through Archive's COPY import), vectors, index and statistics."""
     archive = Archive(pool, BOT)
@@ -160,7 +150,6 @@ async def _load(
         if len(batch) == 10_000 or n == size - 1:
             await archive.import_messages(batch)
             batch = []
-    centers = rng.normal(size=(64, DIMENSIONS)).astype(np.float32)
     async with pool.connection() as conn:
         assert await MessageVectors(embedder).available(conn)
         # Loaded without the HNSW index, which is then built once: far faster than
@@ -173,7 +162,7 @@ async def _load(
         await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
         await register_vector_async(conn)
         keys = await (await conn.execute("SELECT channel_id, ts FROM slack_messages")).fetchall()
-        vectors = _clustered(rng, centers, len(keys))
+        vectors = clustered_vectors(rng, centers, len(keys))
         async with conn.cursor().copy(
             f"COPY {TABLE} (channel_id, ts, model, embedding, text_hash)"
             " FROM STDIN WITH (FORMAT BINARY)"
@@ -192,16 +181,6 @@ async def _load(
 def _words(rng: np.random.Generator, count: int) -> str:
     ranks = np.floor(np.exp(rng.random(count) * np.log(VOCABULARY)))
     return " ".join(f"w{int(rank)}" for rank in ranks)
-
-
-def _clustered(
-    rng: np.random.Generator, centers: np.ndarray[Any, Any], n: int
-) -> list[list[float]]:
-    """Unit vectors around random centres: messages cluster by topic."""
-    picks = centers[rng.integers(0, len(centers), size=n)]
-    points = picks + rng.normal(scale=0.6, size=picks.shape).astype(np.float32)
-    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
-    return [[float(x) for x in row] for row in unit]
 
 
 def _render(runs: list[dict[str, Any]], console: Console) -> None:
