@@ -85,19 +85,23 @@ def shared_buffers_for(memory: int) -> str:
 
 def _tune(server: Any, pgdata: Path, admin_url: str, *, started: bool) -> None:
     """Size shared_buffers for this machine (`shared_buffers_for`) once, on a server this
-    process started, by ALTER SYSTEM and a restart. A value someone set with ALTER SYSTEM
-    is theirs and stays; a server others use is never restarted. Starters queue on a lock
-    file, so one tunes and the rest find it done."""
+    process started, by ALTER SYSTEM and a restart. Only initdb's 128MB is replaced: a
+    value someone chose (ALTER SYSTEM, or postgresql.conf edited) stays; a server others
+    use is never restarted. Starters queue on a lock file, so one tunes and the rest find
+    it done."""
     with (pgdata.parent / "heron-tune.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not started:
             return
         with psycopg.connect(admin_url, autocommit=True) as conn:
             row = conn.execute(
-                "SELECT sourcefile FROM pg_settings WHERE name = 'shared_buffers'"
+                "SELECT sourcefile, current_setting('shared_buffers')"
+                " FROM pg_settings WHERE name = 'shared_buffers'"
             ).fetchone()
             if row is None or Path(row[0] or "").name == AUTO_CONF:
-                return
+                return  # chosen by ALTER SYSTEM
+            if row[1] != DEFAULT_SHARED_BUFFERS:
+                return  # chosen in postgresql.conf
             wanted = shared_buffers_for(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
             conn.execute(
                 sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(wanted))
