@@ -184,6 +184,12 @@ def _search_at(conninfo: str, size: int, console: Console) -> dict[str, Any]:
 _WORD = f"'w' || floor(exp(random() * ln({VOCABULARY})))::int"
 
 
+def zipf_words(rng: np.random.Generator, count: int, vocabulary: int = VOCABULARY) -> str:
+    """`count` words drawn as `_WORD` draws them in SQL: w1 … w`vocabulary`, log-uniformly."""
+    ranks = np.floor(np.exp(rng.random(count) * np.log(vocabulary)))
+    return " ".join(f"w{int(rank)}" for rank in ranks)
+
+
 def _hybrid_search(
     conninfo: str, vectors: np.ndarray[Any, Any], rng: np.random.Generator
 ) -> dict[str, float]:
@@ -197,10 +203,10 @@ def _hybrid_search(
     try:
         with store.connect() as conn:
             for vector in vectors:
-                words = np.floor(np.exp(rng.random(WORDS_PER_QUESTION) * np.log(VOCABULARY)))
+                question = zipf_words(rng, WORDS_PER_QUESTION)
                 embedder.vector = [float(value) for value in vector]
                 start = time.perf_counter()
-                store.search(conn, " ".join(f"w{int(word)}" for word in words), limit=TOP_K)
+                store.search(conn, question, limit=TOP_K)
                 latencies.append((time.perf_counter() - start) * 1000)
     finally:
         store.close()

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heron.bench.database import drop, recreate
-from heron.bench.docs import DIMENSIONS, SyntheticEmbedder, clustered_vectors
+from heron.bench.docs import DIMENSIONS, SyntheticEmbedder, clustered_vectors, zipf_words
 from heron.bench.stats import percentile
 from heron.config import Config
 from heron.database.connection import resolve_database_url
@@ -91,7 +91,7 @@ async def _measure(conninfo: str, size: int) -> dict[str, Any]:
         vectors = MessageVectors(embedder)
         reader = ArchiveReader(pool, READER, vectors)
         questions = [
-            (_words(rng, WORDS_PER_QUESTION), [float(x) for x in vector])
+            (zipf_words(rng, WORDS_PER_QUESTION, VOCABULARY), [float(x) for x in vector])
             for vector in clustered_vectors(rng, centers, QUESTIONS)
         ]
 
@@ -141,7 +141,7 @@ async def _load(
     )
     batch = []
     for n in range(size):
-        text = _words(rng, WORDS_PER_MESSAGE)
+        text = zipf_words(rng, WORDS_PER_MESSAGE, VOCABULARY)
         author = BOT.user_id if n % 10 == 0 else f"UPERSON{n % 50}"
         if n % 10 == 1:
             text = f"<@{BOT.user_id}> {text}"
@@ -176,11 +176,6 @@ async def _load(
         await conn.execute(found["indexdef"])
         await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(TABLE)))
     await archive.partitions.analyze()
-
-
-def _words(rng: np.random.Generator, count: int) -> str:
-    ranks = np.floor(np.exp(rng.random(count) * np.log(VOCABULARY)))
-    return " ".join(f"w{int(rank)}" for rank in ranks)
 
 
 def _render(runs: list[dict[str, Any]], console: Console) -> None:
