@@ -13,7 +13,7 @@ import pytest
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive
 from heron.slack.events import BotIdentity, message_row
-from heron.slack.partitions import week_start
+from heron.slack.partitions import query, week_start
 from tests.conftest import rows
 
 BOT = BotIdentity(user_id="UBOT", bot_id="BBOT")
@@ -245,10 +245,12 @@ async def test_the_archive_s_statistics_are_refreshed_by_one_process_at_a_time(
     )
     assert rows(database_url, statistics) == []  # autovacuum never analyzes the parent
     with psycopg.connect(database_url, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(hashtext('heron analyze slack_messages'))")
-        assert await archive.partitions.analyze() is False  # another process is at it
+        locked = other.execute(query("try_lock_analyze")).fetchone()
+        assert locked is not None
+        assert locked[0]  # another process is at it
+        assert await archive.partitions.analyze() is False
         # released here, not by the disconnect (which the server sees a moment later)
-        other.execute("SELECT pg_advisory_unlock(hashtext('heron analyze slack_messages'))")
+        other.execute(query("unlock_analyze"))
     assert await archive.partitions.analyze() is True
     assert "standup" in rows(database_url, statistics)[0]["words"]
 
