@@ -3,7 +3,6 @@ starts it, and leaves a value someone set by ALTER SYSTEM alone."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,11 @@ from heron.database.embedded import (
     shared_buffers_for,
     stop_embedded,
 )
+from heron.database.memory import usable_memory
 
 pytestmark = pytest.mark.slow
 
-MEMORY = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+MEMORY = usable_memory()
 
 
 def shared_buffers(url: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from heron.database.memory import usable_memory
 from heron.errors import DatabaseError
 
 DATABASE_NAME = "heron"
@@ -76,9 +76,9 @@ def start_embedded(
 
 
 def shared_buffers_for(memory: int) -> str:
-    """A quarter of the machine's memory, PostgreSQL's advice for a server of its own,
-    between its default (128MB) and 1GB: enough to keep the vectors and HNSW index of
-    100k docs chunks in memory, whose searches are twice as slow when they are not."""
+    """A quarter of the memory (a container's limit, in one), PostgreSQL's advice for a
+    server of its own, between its default (128MB) and 1GB: enough to keep the vectors and
+    HNSW index of 100k docs chunks in memory, whose searches are twice as slow when not."""
     quarter = memory // 4 // 2**20
     return f"{min(max(quarter, 128), 1024)}MB"
 
@@ -102,7 +102,7 @@ def _tune(server: Any, pgdata: Path, admin_url: str, *, started: bool) -> None:
                 return  # chosen by ALTER SYSTEM
             if row[1] != DEFAULT_SHARED_BUFFERS:
                 return  # chosen in postgresql.conf
-            wanted = shared_buffers_for(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+            wanted = shared_buffers_for(usable_memory())
             conn.execute(
                 sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(wanted))
             )
