@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -529,6 +531,35 @@ async def test_hybrid_search_finds_by_meaning_what_words_miss(
     assert {m.channel_id for m, _ in hits} == {"CENG"}
     next_day = await hybrid.search("storage is full", period=Period.parse("2024-11-27", None))
     assert texts(m for m, _ in next_day) == names("deployed")
+
+
+async def test_the_question_is_embedded_while_the_server_ranks_its_words(
+    pool: AsyncConnectionPool[Any], database_url: str
+) -> None:
+    """The full-text query is on its way before the embedding starts: with the messages
+    locked, the search still gets as far as embedding the question."""
+    embedding = threading.Event()
+
+    class Watching(HashingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            embedding.set()
+            return super().embed(texts)
+
+    vectors = MessageVectors(Watching())
+    async with pool.connection() as conn:
+        await vectors.embed_pending(conn)
+    reader = ArchiveReader(pool, "UDAVE", vectors)
+    alone = await reader.search("the disk is full")
+    assert alone
+    embedding.clear()
+    # the lock goes (locker closes) before the search is waited for, even on a failure
+    async with await psycopg.AsyncConnection.connect(database_url) as locker:
+        await locker.execute("LOCK TABLE slack_messages IN ACCESS EXCLUSIVE MODE")
+        found = asyncio.create_task(reader.search("the disk is full"))
+        assert await asyncio.to_thread(embedding.wait, 30)
+        assert not found.done()  # its full text still waits for the lock
+        await locker.rollback()
+    assert await asyncio.wait_for(found, 30) == alone
 
 
 # -- Heron's own messages --------------------------------------------------------------------

@@ -12,6 +12,7 @@ Heron's own messages and the questions put to it (`searchable`) unless asked not
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -327,8 +328,15 @@ class ArchiveReader:
         }
         async with self.pool.connection() as conn:
             filters["bot_user_id"] = None if include_heron else await _bot_user_id(conn)
-            by_text = await self._text_candidates(conn, words, filters, CANDIDATES)
-            by_vector = await self._vector_candidates(conn, words, filters)
+            # The question is embedded (in a thread) while the server ranks its words.
+            embedding = await self._start_embedding(conn, words)
+            try:
+                by_text = await self._text_candidates(conn, words, filters, CANDIDATES)
+            except BaseException:
+                if embedding is not None:
+                    embedding.cancel()
+                raise
+            by_vector = await self._vector_candidates(conn, embedding, filters)
         rows = {(r["channel_id"], r["ts"]): r for r in (*by_vector, *by_text)}
         fused = reciprocal_rank_fusion(
             [[(r["channel_id"], r["ts"]) for r in ranking] for ranking in (by_text, by_vector)],
@@ -355,14 +363,21 @@ class ArchiveReader:
         }
         return await (await conn.execute(_searchable("text_candidates"), params)).fetchall()
 
-    async def _vector_candidates(
-        self, conn: Connection, words: str, filters: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    async def _start_embedding(self, conn: Connection, words: str) -> asyncio.Task[str] | None:
+        """The query's vector, on its way; None when this archive has no vectors."""
         vectors = self.vectors
         if vectors is None or not await vectors.available(conn):
+            return None
+        return asyncio.create_task(vectors.embed_query(words))
+
+    async def _vector_candidates(
+        self, conn: Connection, embedding: asyncio.Task[str] | None, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        vectors = self.vectors
+        if vectors is None or embedding is None:
             return []
         try:
-            vector = await vectors.embed_query(words)
+            vector = await embedding
         except Exception as error:  # the embedder is a plug-in: a model, an API
             log.warning("slack search without vectors: the query could not be embedded",
                         error=str(error))  # fmt: skip
