@@ -17,6 +17,7 @@ _V1_LIMIT = "memory.limit_in_bytes"
 
 
 def physical_memory() -> int:
+    """The machine's memory, as sysconf sees it (the host's, in a container)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

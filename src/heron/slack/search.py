@@ -333,8 +333,9 @@ class ArchiveReader:
             try:
                 by_text = await self._text_candidates(conn, words, filters, CANDIDATES)
             except BaseException:
-                if embedding is not None:
+                if embedding is not None:  # not wanted now; its own failure is no news
                     embedding.cancel()
+                    embedding.add_done_callback(lambda task: task.cancelled() or task.exception())
                 raise
             by_vector = await self._vector_candidates(conn, embedding, filters)
         rows = {(r["channel_id"], r["ts"]): r for r in (*by_vector, *by_text)}
