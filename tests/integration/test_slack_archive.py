@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -253,6 +254,37 @@ async def test_the_archive_s_statistics_are_refreshed_by_one_process_at_a_time(
         other.execute(query("unlock_analyze"))
     assert await archive.partitions.analyze() is True
     assert "standup" in rows(database_url, statistics)[0]["words"]
+
+
+async def counted(archive: Archive) -> None:
+    """What the pool's connections wrote, in the server's row counts now: a backend
+    otherwise reports them up to 10 s after it goes idle."""
+    async with contextlib.AsyncExitStack() as stack:
+        pool = archive.pool
+        for conn in [await stack.enter_async_context(pool.connection()) for _ in range(4)]:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+async def test_the_statistics_are_refreshed_once_the_archive_has_grown(
+    archive: Archive, database_url: str
+) -> None:
+    analyzed = "SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'slack_messages'::regclass"
+    partitions = archive.partitions
+    assert await partitions.analyze_if_stale() is False  # empty: nothing to learn
+    await archive.take(callback(message("standup notes", ts=TS), "Ev0"))
+    await counted(archive)
+    assert await partitions.analyze_if_stale() is True  # never analyzed
+    assert rows(database_url, analyzed) == [{"n": 1}]
+    assert await partitions.analyze_if_stale() is False
+    for n in range(1, 51):  # 51 rows: not more than 50 + 1.1 x 1
+        ts = f"{int(float(TS)) + n}.000100"
+        await archive.take(callback(message(f"note {n}", ts=ts), f"Ev{n}"))
+    await counted(archive)
+    assert await partitions.analyze_if_stale() is False
+    await archive.take(callback(message("one more", ts="1732579300.000100"), "Ev51"))
+    await counted(archive)
+    assert await partitions.analyze_if_stale() is True
+    assert rows(database_url, analyzed) == [{"n": 52}]
 
 
 async def test_a_dropped_partition_is_recreated_on_the_next_write(

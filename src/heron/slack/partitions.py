@@ -25,6 +25,11 @@ WEEK_SECONDS = 7 * 24 * 3600
 _FIRST_MONDAY = 4 * 24 * 3600  # 1970-01-05, the first Monday after the epoch
 AHEAD = timedelta(days=28)
 BEHIND = timedelta(days=7)
+# The archive's statistics are refreshed once it has grown by 50 rows and a tenth since
+# they were taken: autovacuum's own rule for a table (autovacuum_analyze_threshold and
+# _scale_factor), which it never applies to a partitioned parent.
+ANALYZE_ROWS = 50
+ANALYZE_SHARE = 0.1
 
 
 def week_start(epoch_seconds: float) -> int:
@@ -36,6 +41,15 @@ def week_start(epoch_seconds: float) -> int:
 def weeks_of(timestamps: Iterable[str]) -> set[int]:
     """The weeks a set of Slack ts fall in."""
     return {week_start(float(ts)) for ts in timestamps}
+
+
+def statistics_stale(live: int, analyzed: int) -> bool:
+    """Whether an archive of `live` rows, `analyzed` at its last ANALYZE (negative: never),
+    has grown enough for new statistics. Only growth counts: a deleted message keeps its
+    row, and a compressed chunk stops counting its rows."""
+    if analyzed < 0:
+        return live > 0
+    return live > ANALYZE_ROWS + (1 + ANALYZE_SHARE) * analyzed
 
 
 class Partitions:
@@ -106,6 +120,17 @@ class Partitions:
                 await conn.execute(query("unlock_analyze"))
         log.info("slack archive statistics refreshed")
         return True
+
+    async def analyze_if_stale(self) -> bool:
+        """`analyze` when the archive has grown enough since its statistics were taken
+        (`statistics_stale`); a cheap check, run hourly."""
+        if await self.storage_mode() == "plain":
+            return False
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(query("archive_rows"))).fetchone()
+        if row is None or not statistics_stale(int(row["live"]), int(row["analyzed"])):
+            return False
+        return await self.analyze()
 
     def forget(self) -> None:
         """Drop what this process believes exists (after someone dropped partitions)."""

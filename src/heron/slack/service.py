@@ -33,7 +33,6 @@ from heron.slack.outbox import Outbox
 log = structlog.get_logger(__name__)
 
 MAINTENANCE_SECONDS = 3600.0
-ANALYZE_ROUNDS = 24  # maintenance rounds between refreshes of the archive's statistics
 
 
 class SlackError(HeronError):
@@ -161,7 +160,7 @@ class SlackService:
 
     async def _maintain(self) -> None:
         """Directory sync at startup and hourly, with the partitions ahead; the archive's
-        statistics at startup and daily."""
+        statistics at startup and whenever it has grown enough since they were taken."""
         archive = self._archive()
         for round_ in itertools.count():
             try:
@@ -169,9 +168,9 @@ class SlackService:
                 await archive.partitions.ensure_ahead()
             except Exception as error:  # the next round tries again
                 log.warning("slack maintenance failed", error=str(error))
-            if round_ % ANALYZE_ROUNDS == 0:
-                try:  # not skipped for a day when Slack failed this round
-                    await archive.partitions.analyze()
-                except Exception as error:
-                    log.warning("slack archive statistics not refreshed", error=str(error))
+            partitions = archive.partitions
+            try:  # not skipped when Slack failed this round
+                await (partitions.analyze() if round_ == 0 else partitions.analyze_if_stale())
+            except Exception as error:
+                log.warning("slack archive statistics not refreshed", error=str(error))
             await asyncio.sleep(MAINTENANCE_SECONDS)

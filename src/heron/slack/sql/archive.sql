@@ -234,6 +234,17 @@ SELECT pg_try_advisory_lock(hashtext('heron analyze slack_messages')) AS locked
 -- name: unlock_analyze
 SELECT pg_advisory_unlock(hashtext('heron analyze slack_messages'))
 
+-- name: archive_rows
+-- The archive's rows now (its partitions' or chunks' live rows, which the server counts as
+-- they are written) and at the last ANALYZE of the whole (the parent's reltuples; -1 when
+-- never analyzed).
+SELECT coalesce(sum(s.n_live_tup), 0)::bigint AS live, p.reltuples::bigint AS analyzed
+FROM pg_class AS p
+LEFT JOIN pg_inherits AS i ON i.inhparent = p.oid
+LEFT JOIN pg_stat_user_tables AS s ON s.relid = i.inhrelid
+WHERE p.oid = 'slack_messages'::regclass
+GROUP BY p.reltuples
+
 -- name: ensure_partitions
 SELECT heron_slack_ensure_partitions(%(from_at)s, %(to_at)s) AS created;
 
