@@ -45,6 +45,8 @@ from locust import constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner
 
+from heron.bench.chat import chat_words
+
 FIELDS = ("sent_at", "ms", "status", "kind", "event_id", "channel", "ts", "retry_num")
 _env = os.environ.get
 SECRET = _env("HERON_LOAD_SIGNING_SECRET", "")
@@ -58,21 +60,6 @@ RETRY_SHARE = float(_env("HERON_LOAD_RETRY_SHARE", "0.05"))
 RATE = float(_env("HERON_LOAD_RATE", "0"))
 OUTPUT = Path(_env("HERON_LOAD_OUTPUT", "."))
 
-# Chat about running software, so that the archive (and what a question's search finds)
-# looks like a team's rather than one sentence repeated.
-VOCABULARY = (
-    "deploy rollback release canary staging production migration schema index vacuum "
-    "replica failover backup restore latency p99 timeout retry queue worker lease "
-    "postgres timescale hypertable chunk compression partition query plan slow lock "
-    "deadlock connection pool pgbouncer cpu memory disk alert pager incident postmortem "
-    "dashboard grafana metrics logs trace span kubernetes pod node helm terraform "
-    "docker image build ci flaky test merge review branch hotfix feature flag config "
-    "secret token rotate certificate dns load balancer cache redis kafka consumer "
-    "offset lag throughput error rate budget slo sla customer ticket support billing "
-    "invoice report export import csv api endpoint webhook slack bot model prompt "
-    "embedding search docs runbook oncall handover standup sprint roadmap estimate"
-)
-WORDS = VOCABULARY.split()
 _user_slots = itertools.count()
 # One record per request: [sent_at, ms, status, kind, event_id, channel, ts, retry_num].
 # The status stays "" for a request cut off before its answer (it may or may not have
@@ -166,7 +153,7 @@ class SlackEventsApi(FastHttpUser):
         # A third of plain messages reply in the thread this user started last.
         reply = not mention and self.thread is not None and self.rng.random() < 0.33
         channel = self.thread[0] if reply and self.thread else self.rng.choice(CHANNELS)
-        words = " ".join(self.rng.choices(WORDS, k=self.rng.randint(4, 24)))
+        words = chat_words(self.rng)
         text = f"<@{BOT_USER_ID}> how do we {words}?" if mention else words
         message: dict[str, Any] = {
             "type": "message",

@@ -23,6 +23,7 @@ from heron.bench.load import LoadSettings, run_load, summary
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive, channel_params, query
 from heron.slack.events import BotIdentity, SaveChannel
+from tests.conftest import rows
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -39,6 +40,7 @@ def test_signed_events_under_load_are_acked_and_stored_exactly_once(
         mention_share=0.1,
         retry_share=0.1,
         heron_workers=2,
+        history=300,
         locustfile=LOCUSTFILE,
     )
     result = run_load(database_url, settings, log_dir=tmp_path)
@@ -51,6 +53,10 @@ def test_signed_events_under_load_are_acked_and_stored_exactly_once(
     assert check["acked_questions"] > 0
     assert result["by_kind"]["mention-message"] > 0
     assert result["ack_ms"] is not None
+    # The history was there before the run, with its vectors, and is not counted as the run's.
+    history = "SELECT count(*) AS n FROM slack_messages WHERE message_at < now() - interval '1h'"
+    assert rows(database_url, history) == [{"n": 300}]
+    assert rows(database_url, "SELECT count(*) AS n FROM slack_message_embeddings")[0]["n"] >= 300
 
 
 # -- what keeps the ack path short: one statement for a message, no lock on its channel ---

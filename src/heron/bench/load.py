@@ -13,9 +13,11 @@ tests/performance/test_load.py runs a short version.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -26,19 +28,25 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg
 
 from heron.bench import load_report
+from heron.bench.chat import chat_words
 from heron.bench.database import BenchDatabase, drop, recreate, server_info
 from heron.bench.report import machine_info
 from heron.config import Config
 from heron.database.connection import DatabaseConnection, resolve_database_url
 from heron.database.url import normalize_url, psycopg_conninfo
+from heron.docsearch.embedding import HashingEmbedder
 from heron.errors import BenchmarkError
+from heron.queue.store import open_pool
+from heron.slack.archive import Archive
+from heron.slack.embeddings import embed_pending
+from heron.slack.events import BotIdentity, message_row
 from heron.testing.slack import SlackFake
 
 BENCH_DATABASE = "heron_bench_load"
@@ -47,6 +55,9 @@ TARGET_ACK_P99_MS = 100.0
 # Settings a developer's shell may carry that would change what runs: a model key (the
 # workers would call it), a Socket Mode token, another database, other MCP servers.
 _DROPPED_ENV = ("SLACK_", "ANTHROPIC_", "OPENAI_", "GITHUB_", "DATABASE_URL", "HERON_MCP_")
+HISTORY_SPAN = timedelta(days=7)
+HISTORY_GAP = timedelta(hours=1)  # between the history's last message and the run
+HISTORY_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,10 @@ class LoadSettings:
     heron_workers: int = 5
     channels: int = 10
     people: int = 20
+    # Messages already in the archive when the run starts (the week before it), as in a
+    # workspace with history: Heron takes the archive's statistics at start, so archive
+    # search tells common words from rare ones, as it does in production.
+    history: int = 20_000
     locustfile: Path = Path("tests/performance/locustfile.py")
 
 
@@ -82,6 +97,8 @@ def run_load(database_url: str, settings: LoadSettings, *, log_dir: Path) -> dic
         channels = [
             slack.add_channel(f"load-{n}", members=people).id for n in range(settings.channels)
         ]
+        started = datetime.now(UTC)
+        asyncio.run(_seed_history(conninfo, slack, channels, people, settings, started))
         with _heron(database_url, slack, settings, log_dir) as (heron, url):
             cpu = _CpuMeter(heron.pid, _postmaster_pid(conninfo))
             env = {
@@ -114,7 +131,7 @@ def run_load(database_url: str, settings: LoadSettings, *, log_dir: Path) -> dic
         "benchmark": "Events API load: signed Slack events against heron run on loopback",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
         **load_report.traffic(requests, steady_from),
-        "exactly_once": load_report.exactly_once(requests, _stored(conninfo)),
+        "exactly_once": load_report.exactly_once(requests, _stored(conninfo, started)),
         "questions_answered_during_run": answered,
         "cpu": usage,
         # Other work on the machine moves every figure; this says how busy it was before.
@@ -221,10 +238,56 @@ def _read_log(stream: IO[bytes], path: Path, listening: concurrent.futures.Futur
         listening.set_exception(EOFError("heron run exited"))
 
 
-def _stored(conninfo: str) -> load_report.Stored:
+async def _seed_history(
+    conninfo: str,
+    slack: SlackFake,
+    channels: list[str],
+    people: list[str],
+    settings: LoadSettings,
+    before: datetime,
+) -> None:
+    """`settings.history` messages over the week before `before`, with their vectors
+    (Heron would otherwise spend the run embedding them)."""
+    if settings.history <= 0:
+        return
+    rng = random.Random(settings.history)
+    end = before.timestamp() - HISTORY_GAP.total_seconds()
+    step = HISTORY_SPAN.total_seconds() / settings.history
+    rows = [
+        message_row(
+            rng.choice(channels),
+            {
+                "type": "message",
+                "user": rng.choice(people),
+                "text": chat_words(rng),
+                "ts": f"{end - n * step:.6f}",
+            },
+        )
+        for n in range(settings.history)
+    ]
+    pool = open_pool(conninfo, max_size=2, name="heron-load-history")
+    await pool.open()
+    try:
+        archive = Archive(pool, BotIdentity(user_id=slack.bot_user_id))
+        for start in range(0, len(rows), HISTORY_BATCH):
+            await archive.import_messages(rows[start : start + HISTORY_BATCH])
+        embedder = HashingEmbedder()  # as HERON_EMBEDDING_PROVIDER=hashing in _heron
+        while await embed_pending(pool, embedder, batch=HISTORY_BATCH) == HISTORY_BATCH:
+            pass
+    finally:
+        await pool.close()
+
+
+def _stored(conninfo: str, since: datetime) -> load_report.Stored:
+    """What the run stored: the history before `since` is not the run's."""
     with psycopg.connect(conninfo) as conn:
         receipts = [r[0] for r in conn.execute("SELECT event_id FROM slack_event_receipts")]
-        messages = [(r[0], r[1]) for r in conn.execute("SELECT channel_id, ts FROM slack_messages")]
+        messages = [
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT channel_id, ts FROM slack_messages WHERE message_at >= %s", (since,)
+            )
+        ]
         questions = [
             r[0]
             for r in conn.execute(
@@ -380,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mention-share", type=float, default=defaults.mention_share)
     parser.add_argument("--retry-share", type=float, default=defaults.retry_share)
     parser.add_argument("--heron-workers", type=int, default=defaults.heron_workers)
+    parser.add_argument("--history", type=int, default=defaults.history,
+                        help="messages in the archive before the run")  # fmt: skip
     parser.add_argument("--locustfile", type=Path, default=defaults.locustfile)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/load.json"))
     args = parser.parse_args(argv)
@@ -392,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         mention_share=args.mention_share,
         retry_share=args.retry_share,
         heron_workers=args.heron_workers,
+        history=args.history,
         locustfile=args.locustfile,
     )
     server = resolve_database_url(Config().database_url)
