@@ -633,3 +633,72 @@ def test_the_documented_connection_budget_matches_the_code() -> None:
     needed = max_replicas * per_pod + 1 + RESERVED_CONNECTIONS  # + the migration Job
     assert int(budget.group(2)) >= needed
     assert "docs/deployment.md" in (ROOT / "README.md").read_text()
+
+
+# -- KEDA: scaling on the queue's backlog (deploy/k8s/keda) ---------------------------------
+
+KEDA = K8S / "keda"
+
+
+@cache
+def keda_resources() -> dict[str, dict[str, Any]]:
+    return {r["kind"]: r for r in yaml.safe_load_all((KEDA / "scaledobject.yaml").read_text())}
+
+
+def keda_trigger(kind: str) -> dict[str, Any]:
+    (found,) = [
+        t for t in keda_resources()["ScaledObject"]["spec"]["triggers"] if t["type"] == kind
+    ]
+    result: dict[str, Any] = found
+    return result
+
+
+def test_the_keda_overlay_is_the_base_with_a_scaled_object_for_the_hpa() -> None:
+    kustomization = load_yaml(KEDA / "kustomization.yaml")
+    assert kustomization["resources"] == ["..", "scaledobject.yaml"]
+    (patch,) = kustomization["patches"]
+    deleted = yaml.safe_load(patch["patch"])
+    hpa = manifests()["HorizontalPodAutoscaler"]
+    # KEDA owns an HPA of its own: the base's must go, or the two fight over the count.
+    assert deleted == {
+        "$patch": "delete",
+        "apiVersion": hpa["apiVersion"],
+        "kind": hpa["kind"],
+        "metadata": {"name": hpa["metadata"]["name"]},
+    }
+    for resource in keda_resources().values():
+        assert resource["apiVersion"] == "keda.sh/v1alpha1"
+        assert "namespace" not in resource["metadata"]
+
+
+def test_the_scaled_object_keeps_the_hpas_bounds_behaviour_and_cpu_target() -> None:
+    scaled = keda_resources()["ScaledObject"]["spec"]
+    hpa = manifests()["HorizontalPodAutoscaler"]["spec"]
+    assert scaled["scaleTargetRef"] == hpa["scaleTargetRef"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        hpa["minReplicas"],
+        hpa["maxReplicas"],
+    )
+    assert scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
+    (cpu,) = hpa["metrics"]
+    assert keda_trigger("cpu") == {
+        "type": "cpu",
+        "metricType": cpu["resource"]["target"]["type"],
+        "metadata": {"value": str(cpu["resource"]["target"]["averageUtilization"])},
+    }
+
+
+def test_the_backlog_target_is_one_event_per_worker() -> None:
+    assert keda_trigger("postgresql")["metadata"]["targetQueryValue"] == str(
+        setting("WORKER_POOL_SIZE")
+    )
+
+
+def test_keda_reads_the_database_from_herons_secret() -> None:
+    auth = keda_resources()["TriggerAuthentication"]
+    assert keda_trigger("postgresql")["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    (reference,) = auth["spec"]["secretTargetRef"]
+    assert reference == {"parameter": "connection", "name": "heron", "key": "DATABASE_URL"}
+    secret = load_yaml(K8S / SECRET_EXAMPLE)
+    assert secret["metadata"]["name"] == "heron"
+    assert "DATABASE_URL" in secret["stringData"]
