@@ -578,6 +578,13 @@ def slack_import(
             help="With --api: Slack's 2025 limit for non-Marketplace apps (1/min, 15)",
         ),
     ] = False,
+    embed: Annotated[
+        bool,
+        typer.Option(
+            "--embed/--no-embed",
+            help="Compute the messages' vectors for search now (else a batch per search)",
+        ),
+    ] = True,
 ) -> None:
     """Import history from an export, or (--api) backfill it: idempotent and resumable."""
     from heron.slack import import_cli
@@ -593,12 +600,14 @@ def slack_import(
         )
     config = load_config()
     if path is not None:
-        summary = import_cli.run_export_import(config, path, err)
+        summary, vectors = import_cli.run_export_import(config, path, err, embed=embed)
         out.print(import_cli.export_summary_line(summary), highlight=False)
-        return
-    pace = import_cli.pace_from_options(requests_per_minute, page_size, non_marketplace)
-    backfilled = import_cli.run_backfill(config, channel or [], pace, err)
-    out.print(import_cli.backfill_summary_line(backfilled), highlight=False)
+    else:
+        pace = import_cli.pace_from_options(requests_per_minute, page_size, non_marketplace)
+        backfilled, vectors = import_cli.run_backfill(config, channel or [], pace, err, embed=embed)
+        out.print(import_cli.backfill_summary_line(backfilled), highlight=False)
+    if vectors is not None:
+        out.print(import_cli.embedding_summary_line(vectors), highlight=False)
 
 
 @bench_app.command("import")

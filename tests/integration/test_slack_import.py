@@ -25,6 +25,7 @@ from heron.slack.client import web_client
 from heron.slack.events import BotIdentity
 from heron.slack.export_import import ExportError, import_export
 from heron.slack.pacing import NON_MARKETPLACE, Clock, Pace, VirtualClock
+from heron.testing.openai import FakeOpenAI
 from heron.testing.slack import Channel, SlackFake
 from tests.conftest import make_config, rows
 
@@ -199,14 +200,60 @@ def test_the_command_imports_an_export_and_prints_the_rate(
     ws = seed(fake)
     export = fake.write_export(tmp_path / "export.zip", zip=True)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("HERON_EMBEDDING_PROVIDER", "hashing")
     result = CliRunner().invoke(app, ["slack", "import", str(export)])
     assert result.exit_code == 0, result.output
     total = len(ws.all_messages([*ws.readable, ws.outside]))
     assert f"imported {total} messages ({total} new), 6 conversations" in result.stdout
     assert "messages/s" in result.stdout
     assert analyzed(database_url)  # archive search reads the statistics of the whole archive
+    # Search finds the history by meaning at once: every message with text has its vector.
+    texts = count(database_url, "SELECT count(*) AS n FROM slack_messages WHERE text <> ''")
+    assert f"embedded {texts} messages for search (hashing-" in result.stdout
+    assert vectors(database_url) == texts
     again = CliRunner().invoke(app, ["slack", "import", str(export)])
     assert f"({0} new)" in again.stdout
+    assert "embedded 0 messages for search" in again.stdout
+
+
+def vectors(database_url: str) -> int:
+    return count(database_url, "SELECT count(*) AS n FROM slack_message_embeddings")
+
+
+def test_no_embed_leaves_the_vectors_to_search(
+    fake: SlackFake, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(fake)
+    export = fake.write_export(tmp_path / "export")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("HERON_EMBEDDING_PROVIDER", "hashing")
+    result = CliRunner().invoke(app, ["slack", "import", str(export), "--no-embed"])
+    assert result.exit_code == 0, result.output
+    assert "embedded" not in result.stdout
+    assert rows(database_url, "SELECT to_regclass('slack_message_embeddings') AS t") == [
+        {"t": None}
+    ]
+
+
+def test_an_embedding_failure_keeps_the_import_and_says_so(
+    fake: SlackFake, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = seed(fake)
+    export = fake.write_export(tmp_path / "export")
+    with FakeOpenAI(api_key="sk-right") as openai:
+        for key, value in {"DATABASE_URL": database_url, "HERON_EMBEDDING_PROVIDER": "openai",
+                           "OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": openai.base_url
+                           }.items():  # fmt: skip
+            monkeypatch.setenv(key, value)
+        result = CliRunner().invoke(app, ["slack", "import", str(export)])
+    assert result.exit_code == 0, result.output
+    total = len(ws.all_messages([*ws.readable, ws.outside]))
+    assert f"imported {total} messages ({total} new)" in result.stdout
+    said = " ".join(result.stderr.split())
+    assert "message vectors not computed (" in said
+    assert "search embeds them a batch at a time, or run the import again" in said
+    assert "sk-wrong" not in result.output
+    assert "embedded" not in result.stdout
 
 
 def test_the_command_backfills_through_the_api_and_says_how_long_it_takes(
@@ -214,11 +261,14 @@ def test_the_command_backfills_through_the_api_and_says_how_long_it_takes(
 ) -> None:
     ws = seed(fake)
     for key, value in {"DATABASE_URL": database_url, "SLACK_BOT_TOKEN": fake.bot_token,
-                       "SLACK_API_URL": fake.api_url}.items():  # fmt: skip
+                       "SLACK_API_URL": fake.api_url,
+                       "HERON_EMBEDDING_PROVIDER": "hashing"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     args = ["slack", "import", "--api", "--requests-per-minute", "6000", "--page-size", "10"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert vectors(database_url) > 0
+    assert f"embedded {vectors(database_url)} messages for search" in result.stdout
     assert "4 conversations (2 skipped): 4 histories to read at 6000 requests/min" in result.stderr
     assert "this takes at least" in result.stderr
     assert "skipped outside: the bot is not a member" in result.stderr

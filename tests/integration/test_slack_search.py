@@ -17,7 +17,7 @@ from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.minilm import MiniLMEmbedder
 from heron.queue.store import open_pool
 from heron.slack.archive import Archive
-from heron.slack.embeddings import MessageVectors, embed_pending
+from heron.slack.embeddings import MessageVectors, embed_archive, embed_pending
 from heron.slack.events import (
     BotIdentity,
     DeleteMessage,
@@ -504,6 +504,27 @@ async def test_embed_pending_fills_updates_and_prunes(
     assert await embed_pending(pool, embedder) == 1  # the edit; the delete is pruned
     assert ("CGEN", T1) not in vector_rows(database_url)
     assert len(vector_rows(database_url)) == live - 1
+
+
+async def test_embed_archive_embeds_what_it_counted_and_reports_progress(
+    pool: AsyncConnectionPool[Any], database_url: str
+) -> None:
+    embedder = HashingEmbedder()
+    seen: list[tuple[int, int]] = []
+    first = await embed_archive(pool, embedder, lambda *p: seen.append(p), batch=3)
+    live = len(MESSAGES) - 1  # all but the deleted one (the placeholder has no text)
+    # count_pending_embeddings and pending_embeddings agree: every counted message embedded.
+    assert (first.embedded, first.left, first.model) == (live, 0, embedder.name)
+    assert seen[0] == (0, live)
+    assert seen[-1] == (live, live)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert len(vector_rows(database_url)) == live
+    edited = message_row("CENG", {"ts": MESSAGES["vacuum"][1], "user": "UALICE",
+                                  "text": "Vacuum the billing tables hourly",
+                                  "edited": {"ts": ts(6000)}})  # fmt: skip
+    await Archive(pool, BOT).save([SaveMessage(edited)])
+    again = await embed_archive(pool, embedder)
+    assert (again.embedded, again.left) == (1, 0)
 
 
 async def test_hybrid_search_finds_by_meaning_what_words_miss(

@@ -15,8 +15,9 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -135,6 +136,54 @@ class MessageVectors:
 
 def _md5(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEmbedding:
+    """What `embed_archive` did."""
+
+    model: str
+    embedded: int
+    left: int  # still without a vector: another process held the embedding lock
+    seconds: float
+    available: bool = True  # False: no pgvector on the server, nothing to do
+
+
+async def embed_archive(
+    pool: AsyncConnectionPool[Any],
+    embedder: Embedder,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch: int = DEFAULT_BATCH,
+) -> ArchiveEmbedding:
+    """Embed every message without a vector from `embedder`, batch after batch: after an
+    import, so that search finds the history by meaning at once (CatchUp embeds one batch
+    before a search, at most every half minute). `on_progress(done, total)`."""
+    start = time.monotonic()
+    vectors = MessageVectors(embedder)
+    model = embedder.name
+    async with pool.connection() as conn:
+        if not await vectors.available(conn):
+            return ArchiveEmbedding(model, 0, 0, 0.0, available=False)
+        total = await _pending(conn, model)
+    done = 0
+    if on_progress is not None:
+        on_progress(done, total)
+    while True:
+        async with pool.connection() as conn:
+            embedded = await vectors.embed_pending(conn, batch)
+        done += embedded
+        if on_progress is not None:
+            on_progress(done, max(total, done))
+        if embedded < batch:
+            break
+    async with pool.connection() as conn:
+        left = await _pending(conn, model)
+    return ArchiveEmbedding(model, done, left, time.monotonic() - start)
+
+
+async def _pending(conn: Connection, model: str) -> int:
+    row = await (await conn.execute(query("count_pending_embeddings"), {"model": model})).fetchone()
+    return int(row["n"]) if row else 0
 
 
 class CatchUp:

@@ -33,6 +33,7 @@ from heron.queue.store import open_pool
 from heron.slack.archive import Archive
 from heron.slack.backfill import Backfill, BackfillPlan, BackfillProgress, BackfillSummary
 from heron.slack.client import web_client
+from heron.slack.embeddings import ArchiveEmbedding, embed_archive
 from heron.slack.events import BotIdentity
 from heron.slack.export_import import ExportProgress, ExportSummary, import_export, open_export
 from heron.slack.pacing import NON_MARKETPLACE, Pace, format_duration
@@ -55,14 +56,18 @@ async def _pool(config: Config) -> AsyncIterator[AsyncConnectionPool[Any]]:
         await pool.close()
 
 
-def run_export_import(config: Config, path: Path, console: Console) -> ExportSummary:
+def run_export_import(
+    config: Config, path: Path, console: Console, *, embed: bool = True
+) -> tuple[ExportSummary, ArchiveEmbedding | None]:
     """Import an export zip or folder with a progress bar; returns the summary."""
     with open_export(path):  # a missing or broken export fails before the database starts
         pass
-    return asyncio.run(_export(config, path, console))
+    return asyncio.run(_export(config, path, console, embed))
 
 
-async def _export(config: Config, path: Path, console: Console) -> ExportSummary:
+async def _export(
+    config: Config, path: Path, console: Console, embed: bool
+) -> tuple[ExportSummary, ArchiveEmbedding | None]:
     progress = Progress(
         TextColumn("importing"),
         BarColumn(),
@@ -85,7 +90,7 @@ async def _export(config: Config, path: Path, console: Console) -> ExportSummary
         with progress:
             summary = await import_export(archive, path, on_progress=show)
         await archive.partitions.analyze()  # search tells common words by the statistics
-        return summary
+        return summary, await _embed(config, pool, console) if embed else None
 
 
 def counted(n: int, noun: str) -> str:
@@ -118,11 +123,11 @@ def pace_from_options(
 
 
 def run_backfill(
-    config: Config, channels: Collection[str], pace: Pace, console: Console
-) -> BackfillSummary:
+    config: Config, channels: Collection[str], pace: Pace, console: Console, *, embed: bool = True
+) -> tuple[BackfillSummary, ArchiveEmbedding | None]:
     """The Web API backfill with an estimate up front and a progress bar."""
     try:
-        return asyncio.run(_backfill(config, channels, pace, console))
+        return asyncio.run(_backfill(config, channels, pace, console, embed))
     except SlackApiError as error:
         method = str(error.response.api_url).rsplit("/", 1)[-1]
         code = error.response.get("error", "unknown_error")
@@ -133,8 +138,8 @@ def run_backfill(
 
 
 async def _backfill(
-    config: Config, channels: Collection[str], pace: Pace, console: Console
-) -> BackfillSummary:
+    config: Config, channels: Collection[str], pace: Pace, console: Console, embed: bool
+) -> tuple[BackfillSummary, ArchiveEmbedding | None]:
     client = web_client(config)
     try:
         bot = await identify(client)
@@ -151,7 +156,7 @@ async def _backfill(
             with progress:
                 summary = await backfill.run(plan)
             await backfill.archive.partitions.analyze()  # as after an export import
-            return summary
+            return summary, await _embed(config, pool, console) if embed else None
     finally:
         if client.session is not None and not client.session.closed:
             await client.session.close()
@@ -209,4 +214,49 @@ def backfill_summary_line(s: BackfillSummary) -> str:
         f"{counted(s.conversations, 'conversation')}{skipped} in "
         f"{counted(s.history_pages + s.replies_pages, 'page')} and {s.seconds:.1f} s: "
         f"{s.rate:,.1f} messages/s"
+    )
+
+
+async def _embed(
+    config: Config, pool: AsyncConnectionPool[Any], console: Console
+) -> ArchiveEmbedding | None:
+    """The imported messages' vectors, with a progress bar; None when the embedding model
+    failed (the import stands; search then embeds a batch at a time)."""
+    from heron.docsearch.embedding import make_embedder
+
+    progress = Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("messages"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("embed", total=None)
+
+    def show(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    try:
+        embedder = make_embedder(config)
+        with progress:
+            return await embed_archive(pool, embedder, show)
+    except Exception as error:  # the embedder is a plug-in: a model, an API
+        console.print(
+            f"message vectors not computed ({first_line(error)}); search embeds them a "
+            "batch at a time, or run the import again",
+            highlight=False,
+        )
+        return None
+
+
+def embedding_summary_line(e: ArchiveEmbedding) -> str:
+    """The line about the imported messages' vectors."""
+    if not e.available:
+        return "no message vectors: the database has no pgvector, so search matches words only"
+    left = f", {e.left:,} left to another process" if e.left else ""
+    return (
+        f"embedded {counted(e.embedded, 'message')} for search ({e.model}) in "
+        f"{e.seconds:.1f} s{left}"
     )

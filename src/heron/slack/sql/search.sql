@@ -296,6 +296,16 @@ WHERE m.deleted_at IS NULL AND m.text <> ''
 ORDER BY m.message_at DESC
 LIMIT %(batch)s
 
+-- name: count_pending_embeddings
+-- How many messages pending_embeddings would give over the whole archive: keep the two
+-- in step (tests/integration/test_slack_search.py embeds exactly this many).
+SELECT count(*) AS n
+FROM slack_messages AS m
+LEFT JOIN slack_message_embeddings AS e
+       ON e.channel_id = m.channel_id AND e.ts = m.ts AND e.model = %(model)s
+WHERE m.deleted_at IS NULL AND m.text <> ''
+  AND (e.ts IS NULL OR (m.updated_at > e.embedded_at AND e.text_hash <> md5(m.text)))
+
 -- name: save_embeddings
 INSERT INTO slack_message_embeddings AS e (channel_id, ts, model, embedding, text_hash)
 SELECT v.channel_id, v.ts, %(model)s, v.embedding::vector, v.text_hash
