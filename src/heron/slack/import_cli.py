@@ -59,7 +59,8 @@ async def _pool(config: Config) -> AsyncIterator[AsyncConnectionPool[Any]]:
 def run_export_import(
     config: Config, path: Path, console: Console, *, embed: bool = True
 ) -> tuple[ExportSummary, ArchiveEmbedding | None]:
-    """Import an export zip or folder with a progress bar; returns the summary."""
+    """Import an export zip or folder with a progress bar, then (`embed`) its messages'
+    vectors; returns both summaries (the second None when not embedded)."""
     with open_export(path):  # a missing or broken export fails before the database starts
         pass
     return asyncio.run(_export(config, path, console, embed))
@@ -125,7 +126,8 @@ def pace_from_options(
 def run_backfill(
     config: Config, channels: Collection[str], pace: Pace, console: Console, *, embed: bool = True
 ) -> tuple[BackfillSummary, ArchiveEmbedding | None]:
-    """The Web API backfill with an estimate up front and a progress bar."""
+    """The Web API backfill with an estimate up front and a progress bar, then (`embed`)
+    the messages' vectors."""
     try:
         return asyncio.run(_backfill(config, channels, pace, console, embed))
     except SlackApiError as error:
