@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ from psycopg.rows import dict_row
 
 from heron.config import Config
 from heron.database.connection import DatabaseConnection
+from heron.docsearch.embedding import HashingEmbedder
 from tests import pg
 
 
@@ -81,3 +83,16 @@ def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         cursor = conn.execute(sql, params)  # type: ignore[arg-type]
         return cursor.fetchall() if cursor.description else []
+
+
+class WatchedEmbedder(HashingEmbedder):
+    """A hashing embedder that tells when it is first asked to embed (`started`): to see
+    how far a search got while its query waits on the server."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.started.set()
+        return super().embed(texts)

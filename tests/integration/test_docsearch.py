@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from heron.docsearch.chunking import ChunkSize
 from heron.docsearch.embedding import HashingEmbedder
 from heron.docsearch.ingest import ingest_path
 from heron.docsearch.store import FULL_TEXT, RARE_WORD_CHUNKS, DocStore
-from tests.conftest import wait_until
+from tests.conftest import WatchedEmbedder, wait_until
 
 VACUUM = textwrap.dedent(
     """\
@@ -312,14 +310,9 @@ def test_search_gives_one_passage_per_section(store, tmp_path):
 def test_the_question_is_embedded_while_the_server_ranks_its_words(database_url, docs):
     """The full-text query is on its way before the embedding starts: with its table
     locked, the search still gets as far as embedding the question."""
-    embedding = threading.Event()
-
-    class Watching(HashingEmbedder):
-        def embed(self, texts: Sequence[str]) -> list[list[float]]:
-            embedding.set()
-            return super().embed(texts)
-
-    store = DocStore(database_url, Watching())
+    embedder = WatchedEmbedder()
+    embedding = embedder.started
+    store = DocStore(database_url, embedder)
     ingest_path(store, docs)
     with store.connect() as conn:
         alone = store.search(conn, "send a notification to listening clients")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +38,7 @@ from heron.slack.search import (
     permalink,
     search_messages,
 )
+from tests.conftest import WatchedEmbedder
 
 WORKSPACE = "https://acme.slack.com/"
 BOT = BotIdentity(user_id="UHERON", bot_id="BHERON", team_id="T1", url=WORKSPACE)
@@ -559,19 +559,14 @@ async def test_the_question_is_embedded_while_the_server_ranks_its_words(
 ) -> None:
     """The full-text query is on its way before the embedding starts: with the messages
     locked, the search still gets as far as embedding the question."""
-    embedding = threading.Event()
-
-    class Watching(HashingEmbedder):
-        def embed(self, texts: Sequence[str]) -> list[list[float]]:
-            embedding.set()
-            return super().embed(texts)
-
-    vectors = MessageVectors(Watching())
+    embedder = WatchedEmbedder()
+    vectors = MessageVectors(embedder)
     async with pool.connection() as conn:
         await vectors.embed_pending(conn)
     reader = ArchiveReader(pool, "UDAVE", vectors)
     alone = await reader.search("the disk is full")
     assert alone
+    embedding = embedder.started
     embedding.clear()
     # the lock goes (locker closes) before the search is waited for, even on a failure
     async with await psycopg.AsyncConnection.connect(database_url) as locker:
