@@ -17,6 +17,7 @@ from heron.database.embedded import (
     stop_embedded,
 )
 from heron.database.memory import usable_memory
+from tests.conftest import rows
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +25,12 @@ MEMORY = usable_memory()
 
 
 def shared_buffers(url: str) -> str:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT setting::bigint * 8 / 1024 || 'MB' FROM pg_settings"
-            " WHERE name = 'shared_buffers'"
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
+    (row,) = rows(
+        url,
+        "SELECT setting::bigint * 8 / 1024 || 'MB' AS size FROM pg_settings"
+        " WHERE name = 'shared_buffers'",
+    )
+    return str(row["size"])
 
 
 def start(data_dir: Path, *, stop_at_exit: bool) -> str:
